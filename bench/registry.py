@@ -1,0 +1,185 @@
+"""Entry-point registries for models (``odebench.models``) and tasks (``odebench.tasks``).
+
+Names are listed from installed distributions' metadata without importing anything;
+an entry is imported only when it is loaded. Our own baselines and tasks register
+through the same groups as any third-party plugin, so there is one code path.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.metadata as metadata
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from .spec import TaskSpec, UnsupportedTaskError
+
+__all__ = [
+    "MODEL_GROUP",
+    "TASK_GROUP",
+    "RegistryError",
+    "UnknownNameError",
+    "DuplicateNameError",
+    "PluginError",
+    "Entry",
+    "Registry",
+    "models",
+    "tasks",
+    "load_task",
+    "build_model",
+]
+
+MODEL_GROUP = "odebench.models"
+TASK_GROUP = "odebench.tasks"
+
+
+class RegistryError(LookupError):
+    """Base class of every registry failure."""
+
+
+class UnknownNameError(RegistryError):
+    """A name that no installed distribution registers."""
+
+
+class DuplicateNameError(RegistryError):
+    """Two distributions register the same name in one group."""
+
+
+class PluginError(RegistryError):
+    """A registered entry failed to import, or built the wrong kind of object."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered name: where it points and which distribution registered it."""
+
+    name: str
+    target: str
+    distribution: str
+    version: str
+
+    @property
+    def owner(self) -> str:
+        return f"{self.distribution} {self.version}"
+
+
+def _entry_from(ep: metadata.EntryPoint) -> Entry:
+    dist = getattr(ep, "dist", None)
+    dist_name = dist.metadata["Name"] if dist is not None else "<unknown distribution>"
+    dist_version = dist.version if dist is not None else "?"
+    return Entry(name=ep.name, target=ep.value, distribution=dist_name, version=dist_version)
+
+
+class Registry:
+    """Names in one entry-point group, read fresh from the installed metadata each time."""
+
+    def __init__(self, group: str, what: str) -> None:
+        self.group = group
+        self.what = what
+
+    def entries(self) -> dict[str, Entry]:
+        """All entries by name; :class:`DuplicateNameError` if two distributions share one."""
+        found: dict[str, Entry] = {}
+        for ep in metadata.entry_points(group=self.group):
+            entry = _entry_from(ep)
+            previous = found.get(entry.name)
+            if previous is not None and previous.distribution != entry.distribution:
+                raise DuplicateNameError(
+                    f"{self.what} {entry.name!r} is registered twice in entry-point group {self.group!r}: "
+                    f"by {previous.owner} ({previous.target}) and by {entry.owner} ({entry.target}); "
+                    f"uninstall one of the two distributions or rename the entry point"
+                )
+            found[entry.name] = entry
+        return found
+
+    def names(self) -> list[str]:
+        """Sorted registered names, without importing any of them."""
+        return sorted(self.entries())
+
+    def entry(self, name: str) -> Entry:
+        """The entry for ``name``; :class:`UnknownNameError` with suggestions if absent."""
+        entries = self.entries()
+        if name in entries:
+            return entries[name]
+        close = difflib.get_close_matches(name, entries, n=3, cutoff=0.5)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        listing = ", ".join(sorted(entries)) or "(none installed)"
+        raise UnknownNameError(f"unknown {self.what} {name!r}: {hint}known {self.what}s: {listing}")
+
+    def load(self, name: str) -> Any:
+        """Import and return the object registered as ``name``."""
+        entry = self.entry(name)
+        for ep in metadata.entry_points(group=self.group, name=name):
+            if _entry_from(ep) == entry:
+                try:
+                    return ep.load()
+                except Exception as exc:  # a plugin's import can raise anything
+                    raise PluginError(
+                        f"{self.what} {name!r} from distribution {entry.owner} failed to load "
+                        f"{entry.target!r}: {type(exc).__name__}: {exc}"
+                    ) from exc
+        raise UnknownNameError(f"{self.what} {name!r} disappeared while loading")  # pragma: no cover
+
+
+models = Registry(MODEL_GROUP, "model")
+tasks = Registry(TASK_GROUP, "task")
+
+
+def load_task(name: str) -> TaskSpec:
+    """The :class:`TaskSpec` registered as ``name`` (an instance or a zero-argument callable)."""
+    obj = tasks.load(name)
+    if callable(obj) and not isinstance(obj, TaskSpec):
+        try:
+            obj = obj()
+        except Exception as exc:
+            entry = tasks.entry(name)
+            raise PluginError(f"task {name!r} from distribution {entry.owner} raised while building its spec: {exc}") from exc
+    if not isinstance(obj, TaskSpec):
+        entry = tasks.entry(name)
+        raise PluginError(
+            f"task {name!r} from distribution {entry.owner} is a {type(obj).__name__}, expected an odebench.spec.TaskSpec"
+        )
+    if obj.name != name:
+        entry = tasks.entry(name)
+        raise PluginError(f"task entry point {name!r} from {entry.owner} builds a spec named {obj.name!r}")
+    return obj
+
+
+def model_factory(name: str) -> Callable[..., torch.nn.Module]:
+    """The callable registered as model ``name``."""
+    obj = models.load(name)
+    if not callable(obj):
+        entry = models.entry(name)
+        raise PluginError(f"model {name!r} from distribution {entry.owner} points at a {type(obj).__name__}, not a callable factory")
+    return obj
+
+
+def build_model(name: str, task: TaskSpec, hparams: dict[str, Any] | None = None) -> torch.nn.Module:
+    """Build model ``name`` for ``task``; every failure names the plugin's distribution.
+
+    Hyperparameter mistakes (``TypeError``/``ValueError`` from the factory) and
+    :class:`UnsupportedTaskError` are re-raised as :class:`PluginError` with the
+    distribution named, so a user sees which package to look at.
+    """
+    factory = model_factory(name)
+    entry = models.entry(name)
+    try:
+        model = factory(task, **(hparams or {}))
+    except UnsupportedTaskError as exc:
+        raise PluginError(f"model {name!r} ({entry.owner}) does not support task {task.name!r}: {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise PluginError(f"model {name!r} ({entry.owner}) rejected its arguments {hparams or {}}: {exc}") from exc
+    except Exception as exc:
+        raise PluginError(f"model {name!r} ({entry.owner}) failed to build for task {task.name!r}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(model, torch.nn.Module):
+        raise PluginError(
+            f"model {name!r} from distribution {entry.owner} returned a {type(model).__name__}, expected a torch.nn.Module"
+        )
+    if not isinstance(getattr(model, "nfe", None), int):
+        raise PluginError(
+            f"model {name!r} from distribution {entry.owner} has no integer attribute 'nfe'; "
+            "count vector-field/residual-function evaluations there (0 for a model without one)"
+        )
+    return model

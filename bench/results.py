@@ -1,0 +1,180 @@
+"""Result records: one JSON file per (task, model, seed, profile), written atomically.
+
+A record is plain JSON (never a pickle), so reading a results directory can run no code.
+Layout (``schema_version`` 1)::
+
+    schema_version, created (ISO 8601, UTC), seed, profile, status ("ok"|"failed"),
+    error (one line or null), traceback (tail or null),
+    task    {name, version, kind, data_sha256},
+    model   {name, distribution, version, hparams},
+    metrics {...task metrics...},
+    cost    {nfe_forward, nfe_backward, train_seconds, infer_seconds, peak_gpu_bytes,
+             peak_gpu_bytes_train, peak_gpu_bytes_infer, peak_cpu_bytes, params},
+    train   {...protocol facts: steps, epochs, truncated, ...},
+    env     {python, torch, cuda, device, device_name, cpu_model, threads, git_commit, git_dirty, ...}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from .spec import SCHEMA_VERSION
+
+__all__ = [
+    "RecordError",
+    "STATUSES",
+    "REQUIRED_KEYS",
+    "COST_KEYS",
+    "record_filename",
+    "record_path",
+    "validate_record",
+    "write_json_atomic",
+    "write_record",
+    "read_record",
+    "SkippedFile",
+    "read_records",
+]
+
+STATUSES = ("ok", "failed")
+REQUIRED_KEYS = ("schema_version", "task", "model", "seed", "profile", "status", "error", "metrics", "cost", "env", "created")
+COST_KEYS = (
+    "nfe_forward",
+    "nfe_backward",
+    "train_seconds",
+    "infer_seconds",
+    "peak_gpu_bytes",
+    "peak_cpu_bytes",
+    "params",
+)
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class RecordError(ValueError):
+    """A JSON file that is not a valid odebench result record."""
+
+
+def _safe(part: str) -> str:
+    return _SAFE.sub("_", part)
+
+
+def record_filename(task: str, model: str, seed: int, profile: str) -> str:
+    """File name of a record: ``<task>__<model>__<profile>__seed<seed>.json``."""
+    return f"{_safe(task)}__{_safe(model)}__{_safe(profile)}__seed{int(seed)}.json"
+
+
+def record_path(results_dir: str | os.PathLike[str], task: str, model: str, seed: int, profile: str) -> Path:
+    return Path(results_dir) / record_filename(task, model, seed, profile)
+
+
+def validate_record(rec: Any) -> dict[str, Any]:
+    """Return ``rec`` if it has the record layout; raise :class:`RecordError` naming what is wrong."""
+    if not isinstance(rec, dict):
+        raise RecordError(f"expected a JSON object, got {type(rec).__name__}")
+    missing = [k for k in REQUIRED_KEYS if k not in rec]
+    if missing:
+        raise RecordError(f"missing keys {missing}")
+    if rec["schema_version"] != SCHEMA_VERSION:
+        raise RecordError(f"schema_version {rec['schema_version']!r} is not the supported {SCHEMA_VERSION}")
+    if rec["status"] not in STATUSES:
+        raise RecordError(f"status {rec['status']!r} is not one of {STATUSES}")
+    for part, keys in (("task", ("name", "version", "data_sha256")), ("model", ("name", "distribution", "version", "hparams"))):
+        if not isinstance(rec[part], dict) or any(k not in rec[part] for k in keys):
+            raise RecordError(f"'{part}' must be an object with keys {list(keys)}")
+    if not isinstance(rec["seed"], int) or isinstance(rec["seed"], bool):
+        raise RecordError(f"seed must be an integer, got {rec['seed']!r}")
+    if not isinstance(rec["metrics"], dict) or not isinstance(rec["cost"], dict) or not isinstance(rec["env"], dict):
+        raise RecordError("'metrics', 'cost' and 'env' must be objects")
+    if rec["status"] == "ok":
+        missing_cost = [k for k in COST_KEYS if k not in rec["cost"]]
+        if missing_cost:
+            raise RecordError(f"an ok record needs cost keys {missing_cost}")
+    elif not rec["error"]:
+        raise RecordError("a failed record needs an 'error' message")
+    return rec
+
+
+def _json_ready(obj: Any) -> Any:
+    """Replace non-finite floats by None: JSON has no NaN, and a record must stay strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_ready(v) for v in obj]
+    return obj
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Write ``obj`` as JSON to ``path`` via a temporary file, fsync and rename.
+
+    A reader (or a process killed mid-write) sees either the old file or the complete
+    new one, never a half-written file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_json_ready(obj), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def write_record(results_dir: str | os.PathLike[str], rec: dict[str, Any]) -> Path:
+    """Validate and atomically write a record to its canonical path under ``results_dir``."""
+    validate_record(rec)
+    path = record_path(results_dir, rec["task"]["name"], rec["model"]["name"], rec["seed"], rec["profile"])
+    return write_json_atomic(path, rec)
+
+
+def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate one record; :class:`RecordError` names the file on any problem."""
+    path = Path(path)
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordError(f"{path}: not readable as JSON ({exc})") from exc
+    try:
+        return validate_record(rec)
+    except RecordError as exc:
+        raise RecordError(f"{path}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file under a results directory that was not a valid record, and why."""
+
+    path: Path
+    reason: str
+
+
+def read_records(results_dir: str | os.PathLike[str], pattern: str = "*.json") -> tuple[list[dict[str, Any]], list[SkippedFile]]:
+    """Every valid record below ``results_dir`` (sorted by path), plus the files skipped."""
+    root = Path(results_dir)
+    records: list[dict[str, Any]] = []
+    skipped: list[SkippedFile] = []
+    paths: Iterable[Path] = sorted(p for p in root.rglob(pattern) if p.is_file() and not p.name.startswith("."))
+    for path in paths:
+        try:
+            rec = read_record(path)
+        except RecordError as exc:
+            skipped.append(SkippedFile(path, str(exc)))
+            continue
+        records.append(rec)
+    return records, skipped

@@ -1,0 +1,1 @@
+"""Built-in tasks: simulators, task specs and the frozen dataset splits."""

@@ -1,0 +1,45 @@
+"""Shared fixtures: fake installed distributions, so registry tests use real entry points."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+
+def write_distribution(root: Path, dist: str, entry_points: dict[str, dict[str, str]], modules: dict[str, str] | None = None, version: str = "0.1") -> Path:
+    """Write ``<dist>-<version>.dist-info`` (METADATA + entry_points.txt) and modules under ``root``."""
+    info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    lines = []
+    for group, items in entry_points.items():
+        lines.append(f"[{group}]")
+        lines += [f"{name} = {target}" for name, target in items.items()]
+        lines.append("")
+    (info / "entry_points.txt").write_text("\n".join(lines))
+    for name, source in (modules or {}).items():
+        (root / f"{name}.py").write_text(source)
+    return root
+
+
+@pytest.fixture
+def fake_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
+    """Install a fake distribution on ``sys.path`` (and ``PYTHONPATH`` for child processes)."""
+    counter = iter(range(1000))
+
+    def make(dist: str, entry_points: dict[str, dict[str, str]], modules: dict[str, str] | None = None, version: str = "0.1") -> Path:
+        root = tmp_path / f"site{next(counter)}"
+        write_distribution(root, dist, entry_points, modules, version)
+        monkeypatch.syspath_prepend(str(root))
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+        importlib.invalidate_caches()
+        return root
+
+    yield make
+    for name in [m for m in sys.modules if m.startswith("odebench_fake_")]:
+        del sys.modules[name]
