@@ -1,0 +1,174 @@
+"""Generate the frozen splits from their recipes, or check that regenerating reproduces them.
+
+``build`` writes ``<task>.<split>.h5`` for the chosen tasks and rewrites their entries of
+``MANIFEST.json`` (other tasks' entries are kept). ``build(check=True)`` generates into a
+temporary directory instead and compares with the files in place: bit-identical sha256,
+or else the largest absolute deviation of the arrays, so a platform whose floating point
+differs is reported as such rather than passed or failed blindly.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .. import data
+from ._recipe import SPLITS, Recipe
+
+__all__ = ["FileReport", "BuildReport", "build", "build_recipes"]
+
+
+@dataclass(frozen=True)
+class FileReport:
+    """One generated file: its digest, and in check mode how it compares with the canonical one.
+
+    ``identical`` is ``None`` when nothing was compared (a plain build);
+    ``max_abs_deviation`` is the largest |difference| over ``u``, ``t`` and ``params``
+    when the bytes differ but the arrays could be compared.
+    """
+
+    task: str
+    name: str
+    sha256: str
+    size: int
+    seconds: float
+    identical: bool | None = None
+    max_abs_deviation: float | None = None
+    note: str = ""
+
+
+@dataclass
+class BuildReport:
+    """What a build or a check did, file by file."""
+
+    directory: Path
+    check: bool
+    rows: list[FileReport] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """A build is ok once written; a check only if every file is bit-identical."""
+        return all(row.identical is not False for row in self.rows) and bool(self.rows)
+
+    @property
+    def seconds(self) -> float:
+        return sum(row.seconds for row in self.rows)
+
+    def format(self) -> str:
+        """A fixed-width text table for the command line."""
+        action = "checked against" if self.check else "written to"
+        lines = [f"{len(self.rows)} file(s) {action} {self.directory} in {self.seconds:.1f} s"]
+        width = max([len(r.name) for r in self.rows] + [4])
+        lines.append(f"{'file':<{width}}  {'sha256':<12}  {'bytes':>9}  {'seconds':>7}  result")
+        for r in self.rows:
+            if r.identical is None:
+                result = "written"
+            elif r.identical:
+                result = "identical"
+            elif r.max_abs_deviation is not None:
+                result = f"DIFFERS: max |deviation| {r.max_abs_deviation:.3g}"
+            else:
+                result = "DIFFERS"
+            if r.note:
+                result += f" ({r.note})"
+            lines.append(f"{r.name:<{width}}  {r.sha256[:12]:<12}  {r.size:>9}  {r.seconds:>7.2f}  {result}")
+        lines.append("OK" if self.ok else "FAILED: regenerated data differ from the canonical files")
+        return "\n".join(lines)
+
+
+def _check_plans(recipe: Recipe) -> None:
+    spec = recipe.spec
+    missing = [s for s in SPLITS if s not in recipe.splits]
+    if missing:
+        raise ValueError(f"recipe {spec.name!r} has no plan for split(s) {missing}")
+    for split, plan in recipe.splits.items():
+        if spec.kind == "classify" or split == "test":
+            if plan.n_times != spec.n_times:
+                raise ValueError(f"recipe {spec.name!r}: {split} trajectories need n_times = {spec.n_times}, got {plan.n_times}")
+        elif plan.n_times < int(spec.train_window or 2):
+            raise ValueError(f"recipe {spec.name!r}: {split} trajectories are shorter than train_window = {spec.train_window}")
+    seeds = [plan.seed for plan in recipe.splits.values()]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"recipe {spec.name!r}: every split needs its own seed, got {seeds}")
+
+
+def _max_deviation(new: Path, old: Path, task: str, split: str) -> tuple[float | None, str]:
+    """Largest |difference| between the arrays of two versions of a split file, and a note."""
+    try:
+        a = data.load_split(task, split, new.parent, verify=False)
+        b = data.load_split(task, split, old.parent, verify=False)
+    except Exception as exc:  # the canonical file may be truncated or not HDF5 at all
+        return None, f"canonical file unreadable: {type(exc).__name__}"
+    notes = []
+    deviation = 0.0
+    for key in ("u", "t", "params"):
+        x, y = getattr(a, key), getattr(b, key)
+        if x.shape != y.shape:
+            return None, f"{key} shape {x.shape} vs canonical {y.shape}"
+        if x.size:
+            deviation = max(deviation, float(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64)))))
+    if (a.y is None) != (b.y is None) or (a.y is not None and not np.array_equal(a.y, b.y)):
+        notes.append("labels differ")
+    if deviation == 0.0 and not notes:
+        notes.append("arrays equal, bytes differ")
+    return deviation, "; ".join(notes)
+
+
+def build_recipes(recipes: Mapping[str, Recipe], directory: str | os.PathLike[str] | None = None, check: bool = False) -> BuildReport:
+    """Build (or, with ``check``, regenerate and compare) the splits of the given recipes."""
+    target = Path(directory) if directory is not None else data.data_dir()
+    for recipe in recipes.values():
+        _check_plans(recipe)
+    report = BuildReport(directory=target, check=check)
+    with tempfile.TemporaryDirectory(prefix="odebench-build-") as scratch:
+        out_dir = Path(scratch) if check else target
+        for name in sorted(recipes):
+            recipe = recipes[name]
+            files: dict[str, dict[str, object]] = {}
+            for split in SPLITS:
+                plan = recipe.splits[split]
+                start = time.perf_counter()
+                arrays = recipe.generate(recipe.spec, plan)
+                filename = data.split_filename(name, split)
+                path = data.write_split(out_dir / filename, recipe.spec, split, arrays, plan.seed, recipe.generator, recipe.extra_attrs)
+                seconds = time.perf_counter() - start
+                sha, size = data.file_sha256(path), path.stat().st_size
+                files[filename] = {"sha256": sha, "size": size}
+                row = FileReport(task=name, name=filename, sha256=sha, size=size, seconds=seconds)
+                if check:
+                    canonical = target / filename
+                    if not canonical.is_file():
+                        row = FileReport(name, filename, sha, size, seconds, identical=False, note="canonical file missing")
+                    elif data.file_sha256(canonical) == sha:
+                        row = FileReport(name, filename, sha, size, seconds, identical=True)
+                    else:
+                        deviation, note = _max_deviation(path, canonical, name, split)
+                        row = FileReport(name, filename, sha, size, seconds, False, deviation, note)
+                report.rows.append(row)
+            if not check:
+                # Per task, so that a failure later on leaves every finished task verifiable.
+                data.write_manifest(target, {name: {"version": recipe.spec.version, "files": files}})
+    return report
+
+
+def build(tasks: Sequence[str] | None = None, directory: str | os.PathLike[str] | None = None, check: bool = False) -> BuildReport:
+    """Build the named built-in tasks (all when ``None``) into ``directory`` (default: the data directory).
+
+    With ``check``, nothing in ``directory`` changes: the splits are regenerated in a
+    temporary directory and compared with the files there.
+    """
+    from .specs import ALL_RECIPES  # imported here: it pulls in every system module
+
+    names = list(ALL_RECIPES) if tasks is None else list(dict.fromkeys(tasks))
+    unknown = [n for n in names if n not in ALL_RECIPES]
+    if unknown:
+        raise ValueError(f"unknown task(s) {unknown}; built-in tasks: {', '.join(sorted(ALL_RECIPES))}")
+    if not names:
+        raise ValueError("no task to build; name at least one, or pass None for all")
+    return build_recipes({n: ALL_RECIPES[n] for n in names}, directory, check)

@@ -1,0 +1,78 @@
+"""The six built-in task specs, their entry points and recipes, and the public build."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("odebench.tasks.ks")  # the collective module needs every system module
+
+from odebench import data, registry  # noqa: E402
+from odebench.tasks import specs  # noqa: E402
+from odebench.tasks.build import build  # noqa: E402
+
+NAMES = ["heat-forecast", "heat-classify", "lorenz-forecast", "lorenz-classify", "ks-forecast", "ks-classify"]
+
+
+def test_all_six_tasks_are_collected() -> None:
+    assert sorted(specs.ALL_SPECS) == sorted(NAMES)
+    assert sorted(specs.ALL_RECIPES) == sorted(NAMES)
+    by_attr = {s.name: s for s in (specs.HEAT_FORECAST, specs.HEAT_CLASSIFY, specs.LORENZ_FORECAST, specs.LORENZ_CLASSIFY, specs.KS_FORECAST, specs.KS_CLASSIFY)}
+    assert by_attr == specs.ALL_SPECS
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_entry_point_loads_the_spec(name: str) -> None:
+    spec = registry.load_task(name)
+    assert spec is specs.ALL_SPECS[name]
+    assert spec.version == "1.0" and spec.kind == name.rsplit("-", 1)[1]
+    assert spec.description
+    json.dumps(spec.to_dict())  # stored in every split file and result record
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_recipe_plans_fit_the_spec(name: str) -> None:
+    recipe = specs.ALL_RECIPES[name]
+    spec = recipe.spec
+    assert set(recipe.splits) == set(data.SPLIT_NAMES)
+    assert recipe.splits["test"].n_times == spec.n_times
+    if spec.kind == "classify":
+        assert all(plan.n_times == spec.n_times for plan in recipe.splits.values())
+        assert len(spec.class_names) == spec.n_classes
+    else:
+        assert all(plan.n_times >= spec.train_window for plan in recipe.splits.values())
+
+
+def test_every_split_has_its_own_seed() -> None:
+    seeds = [plan.seed for recipe in specs.ALL_RECIPES.values() for plan in recipe.splits.values()]
+    assert len(seeds) == len(set(seeds))
+
+
+def test_lorenz_forecast_horizon_does_not_cap_vpt() -> None:
+    spec = specs.LORENZ_FORECAST
+    assert spec.lyapunov_exponent == pytest.approx(0.9056)
+    assert spec.horizon * spec.lyapunov_exponent >= 15.0
+    in_lyapunov_times = np.array(spec.eval_times) * spec.lyapunov_exponent
+    np.testing.assert_allclose(in_lyapunov_times, [1, 2, 5, 10], atol=spec.dt * spec.lyapunov_exponent)
+
+
+def test_heat_has_no_lyapunov_exponent() -> None:
+    assert specs.HEAT_FORECAST.lyapunov_exponent is None and specs.HEAT_FORECAST.lyapunov_time is None
+
+
+def test_canonical_data_fit_the_size_budget() -> None:
+    manifest = data.read_manifest()
+    total = sum(f["size"] for entry in manifest["tasks"].values() for f in entry["files"].values())
+    assert total <= 32 * 2**20
+
+
+def test_public_build_by_task_name(tmp_path: Path) -> None:
+    report = build(["heat-forecast"], tmp_path)
+    assert report.ok and [row.name for row in report.rows] == [f"heat-forecast.{s}.h5" for s in data.SPLIT_NAMES]
+    canonical = data.read_manifest()["tasks"]["heat-forecast"]
+    assert data.read_manifest(tmp_path)["tasks"]["heat-forecast"] == canonical
+    with pytest.raises(ValueError, match="heat-forecast"):
+        build(["heat-forcast"], tmp_path)
