@@ -1,0 +1,150 @@
+"""ResNet baseline: ``z_{n+1} = z_n + g(z_n)``, forward Euler with unit step.
+
+Forecasting: one time-invariant residual function ``g`` (the same network a Neural ODE
+uses as its vector field) applied ``depth`` times per sample interval, so ``len(t) − 1``
+intervals cost ``depth × (len(t) − 1)`` evaluations; ``depth`` lets a user match the
+NFE of a fixed-step Neural ODE (``depth=4`` against ``method=rk4``). A shared ``g`` is a
+time-invariant map, so a model trained on short rollouts applies unchanged to the
+longer test horizon. The grid ``t`` must have the task's spacing ``task.dt``.
+
+Classification: encoder, ``depth`` residual blocks each with its own ``g_n`` (``layers``
+hidden layers of ``width``), linear head.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..spec import TaskSpec
+from ._fields import MLP, PeriodicConv, WindowClassifier, check_forecast_input, field_channels, from_latent, make_field, to_latent
+from ._options import ACTIVATIONS, choice, positive_float, positive_int, resolve_field, system_defaults
+
+__all__ = ["CLASSIFY_DEPTH", "check_uniform_grid", "ResNetForecaster", "ResidualStack", "resolve_residual_hparams", "build_resnet"]
+
+#: Default number of residual blocks of a classifier (see :data:`neural_ode.CLASSIFY_STEP_SIZE`).
+CLASSIFY_DEPTH = 4
+
+
+def check_uniform_grid(task: TaskSpec, t: torch.Tensor) -> int:
+    """The number of sample intervals in ``t``; ``ValueError`` unless its spacing is ``task.dt``.
+
+    A discrete model learns one map per sample interval, so it cannot forecast on another
+    spacing.
+    """
+    intervals = t.numel() - 1
+    if intervals > 0:
+        spacing = float(t[-1] - t[0]) / intervals
+        if not math.isclose(spacing, task.dt, rel_tol=1e-3):
+            raise ValueError(
+                f"t has mean spacing {spacing:g}, but this discrete model steps by the task's dt={task.dt:g}; "
+                "pass the task's grid dt * arange(n) or use neural-ode"
+            )
+    return intervals
+
+
+class ResNetForecaster(nn.Module):
+    """Forecast by ``depth`` residual steps of one shared ``g`` per sample interval."""
+
+    def __init__(self, task: TaskSpec, field_kind: str, g: MLP | PeriodicConv, state_scale: float, depth: int) -> None:
+        super().__init__()
+        self.task = task
+        self.field_kind = field_kind
+        self.g = g
+        self.state_scale = state_scale
+        self.depth = depth
+
+    @property
+    def nfe(self) -> int:
+        return self.g.nfe
+
+    def forward(self, u0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        check_forecast_input(self.task, u0, t)
+        intervals = check_uniform_grid(self.task, t)
+        z = to_latent(u0.to(next(self.g.parameters()).dtype), self.field_kind, self.state_scale)
+        traj = [z]
+        for _ in range(intervals):
+            for _ in range(self.depth):
+                z = z + self.g(z)
+            traj.append(z)
+        return from_latent(torch.stack(traj, dim=1), self.task.state_shape, self.state_scale)
+
+
+class ResidualStack(nn.Module):
+    """The hidden dynamics of a classifier: ``z ← z + g_n(z)`` for each block ``n``."""
+
+    def __init__(self, blocks: list[MLP | PeriodicConv]) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+
+    @property
+    def nfe(self) -> int:
+        return sum(block.nfe for block in self.blocks)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        for g in self.blocks:
+            z = z + g(z)
+        return z
+
+
+def resolve_residual_hparams(
+    task: TaskSpec, width: Any, depth: Any, layers: Any, activation: Any, field: Any, state_scale: Any
+) -> dict[str, Any]:
+    """Check and default the hyperparameters the ResNet and the LM-ResNet share.
+
+    Forecasting: ``depth`` residual steps per sample interval (default 1), ``g`` sized like
+    the Neural ODE's field (``layers``/``width`` default to the system's field depth and
+    width). Classification: ``depth`` blocks (default :data:`CLASSIFY_DEPTH`) of one
+    hidden layer of ``channels`` units, which matches the parameter count of the Neural
+    ODE's default hidden field.
+    """
+    defaults = system_defaults(task)
+    field_kind = resolve_field(task, field)
+    activation = choice("activation", activation, ACTIVATIONS)
+    state_scale = positive_float("state_scale", defaults.state_scale if state_scale is None else state_scale)
+    if task.kind == "forecast":
+        default_width, default_depth, default_layers = defaults.width, 1, defaults.depth
+    else:
+        default_width, default_depth, default_layers = defaults.channels, CLASSIFY_DEPTH, 1
+    return {
+        "width": positive_int("width", default_width if width is None else width),
+        "depth": positive_int("depth", default_depth if depth is None else depth),
+        "layers": positive_int("layers", default_layers if layers is None else layers),
+        "activation": activation,
+        "field": field_kind,
+        "state_scale": state_scale,
+    }
+
+
+def build_resnet(
+    task: TaskSpec,
+    *,
+    width: int | None = None,
+    depth: int | None = None,
+    layers: int | None = None,
+    activation: str = "silu",
+    field: str = "auto",
+    state_scale: float | None = None,
+) -> nn.Module:
+    """A ResNet for ``task`` (forecast or classify).
+
+    ``depth``: residual steps per sample interval (forecast, default 1) or residual blocks
+    (classify, default 4). ``layers``/``width``: hidden layers and width of each residual
+    function. ``activation``, ``field``, ``state_scale``: as for ``neural-ode``.
+    """
+    hp = resolve_residual_hparams(task, width, depth, layers, activation, field, state_scale)
+    channels = field_channels(task, hp["field"])
+
+    def g() -> MLP | PeriodicConv:
+        return make_field(hp["field"], channels, hp["width"], hp["layers"], hp["activation"])
+
+    if task.kind == "forecast":
+        model: nn.Module = ResNetForecaster(task, hp["field"], g(), hp["state_scale"], hp["depth"])
+    else:
+        body = ResidualStack([g() for _ in range(hp["depth"])])
+        model = WindowClassifier(task, hp["field"], channels, hp["activation"], hp["state_scale"], body)
+    model.hparams = hp
+    return model
