@@ -1,0 +1,307 @@
+"""The ``odebench`` command line: list, run, leaderboard, data, validate.
+
+``main(argv=None) -> int`` is testable without a subprocess. Misuse (unknown names,
+malformed options, unusable paths, unverified data) ends with one clear line on stderr
+and exit code 2; nothing already written is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["main", "UsageError", "parse_seeds", "parse_model_args"]
+
+
+class UsageError(Exception):
+    """A mistake in how odebench was called; reported as one line, exit code 2."""
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` or ``"0-4"`` (inclusive) or a mix → sorted unique non-negative seeds."""
+    seeds: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1)
+                start, stop = int(lo), int(hi)
+                if stop < start:
+                    raise ValueError
+                seeds.update(range(start, stop + 1))
+            else:
+                seeds.add(int(part))
+        except ValueError:
+            raise UsageError(f"--seeds: {part!r} is not a seed; write non-negative integers like 0,1,2 or a range 0-4") from None
+    if any(s < 0 for s in seeds) or not seeds:
+        raise UsageError("--seeds: seeds must be non-negative integers, e.g. --seeds 0,1,2")
+    return sorted(seeds)
+
+
+def _parse_value(text: str) -> Any:
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_model_args(items: Sequence[str] | None) -> dict[str, Any]:
+    """``["method=rk4", "rtol=1e-5", "adjoint=true"]`` → ``{"method": "rk4", "rtol": 1e-05, "adjoint": True}``."""
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise UsageError(f"--model-arg {item!r}: write KEY=VALUE with KEY a Python identifier, e.g. --model-arg method=rk4")
+        if key in out:
+            raise UsageError(f"--model-arg {key!r} is given twice")
+        out[key] = _parse_value(value.strip())
+    return out
+
+
+def _split_names(text: str, reg: Any) -> list[str]:
+    """Names from a comma-separated option (or every registered name for 'all').
+
+    An unknown name raises the registry's own error, with its did-you-mean suggestions.
+    """
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UsageError(f"give one or more {reg.what} names separated by commas, or 'all'")
+    if names == ["all"]:
+        return reg.names()
+    for name in names:
+        reg.entry(name)
+    return list(dict.fromkeys(names))
+
+
+def _writable_dir(path: str, option: str) -> Path:
+    target = Path(path)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target, prefix=".odebench-write-test-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{option} {path!r} is not a writable directory ({exc.strerror or exc}); choose another path") from None
+    return target
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from . import registry
+
+    reg = registry.models if args.what == "models" else registry.tasks
+    entries = reg.entries()
+    width = max((len(n) for n in entries), default=0)
+    for name in sorted(entries):
+        e = entries[name]
+        print(f"{name:<{width}}  {e.distribution} {e.version}  ({e.target})")
+    return 0
+
+
+def _supported(factory: Any, kind: str) -> bool:
+    kinds = getattr(factory, "task_kinds", None)
+    return kinds is None or kind in kinds
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import registry
+    from .measure import resolve_device
+    from .protocol import PROFILES
+    from .runner import LocalProcessExecutor, plan_jobs, run_sweep
+
+    if args.profile not in PROFILES:
+        raise UsageError(f"--profile {args.profile!r}: use one of {', '.join(PROFILES)}")
+    if args.threads < 1:
+        raise UsageError("--threads must be >= 1")
+    if args.timeout is not None and not args.timeout > 0:
+        raise UsageError("--timeout must be a positive number of seconds")
+    if args.max_memory is not None and not args.max_memory > 0:
+        raise UsageError("--max-memory must be a positive number of GiB")
+    seeds = parse_seeds(args.seeds)
+    hparams = parse_model_args(args.model_arg)
+    model_names = _split_names(args.model, registry.models)
+    task_names = _split_names(args.task, registry.tasks)
+    try:
+        resolve_device(args.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    results = _writable_dir(args.results, "--results")
+    specs = {name: registry.load_task(name) for name in task_names}
+    _verify_data(task_names, args.data_dir)
+    explicit_models = args.model.strip() != "all"
+    jobs = []
+    for job in plan_jobs(model_names, task_names, seeds, args.profile, results, hparams=hparams, device=args.device, threads=args.threads, timeout_s=args.timeout, max_memory_bytes=int(args.max_memory * 2**30) if args.max_memory else None, data_dir=args.data_dir):
+        factory = registry.model_factory(job.model)
+        if not _supported(factory, specs[job.task].kind):
+            if explicit_models and args.task.strip() != "all":
+                raise UsageError(f"model {job.model!r} does not support {specs[job.task].kind} tasks such as {job.task!r}; pick another task or model")
+            continue
+        jobs.append(job)
+    if not jobs:
+        raise UsageError("no (task, model) combination to run: the chosen models support none of the chosen tasks")
+    summary = run_sweep(jobs, LocalProcessExecutor(), force=args.force)
+    ok = sum(r["status"] == "ok" for r in summary.done)
+    print(f"{len(jobs)} jobs: {ok} ok, {len(summary.failed)} failed, {len(summary.skipped)} skipped (already ok), {len(summary.busy)} busy; records in {results}")
+    return 1 if summary.failed else 0
+
+
+def _verify_data(task_names: Sequence[str], data_dir: str | None) -> dict[str, str]:
+    from . import data
+
+    try:
+        return {name: data.verify_task(name, data_dir) for name in task_names}
+    except data.DataIntegrityError as exc:
+        raise UsageError(f"refusing to run on unverified data: {exc}") from None
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    results = Path(args.results)
+    if not results.is_dir():
+        raise UsageError(f"--results {args.results!r} is not a directory; point it at the directory given to 'odebench run --results'")
+    out = Path(args.out)
+    _writable_dir(str(out.parent), "--out")
+
+    from . import data
+    from .leaderboard import write_leaderboard
+
+    try:
+        hashes = data.manifest_hashes(args.data_dir)
+    except data.DataIntegrityError as exc:
+        raise UsageError(str(exc)) from None
+    report = write_leaderboard(results, out, current_hashes=hashes, plots=not args.no_plots)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for skipped in report.skipped:
+        print(f"warning: skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
+    print(f"wrote {report.out_file}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from . import data, registry
+
+    if args.action == "verify":
+        names = _split_names(args.task, registry.tasks) if args.task else None
+        try:
+            hashes = {n: data.verify_task(n, args.data_dir) for n in names} if names else data.verify_all(args.data_dir)
+        except data.DataIntegrityError as exc:
+            print(f"odebench: {exc}", file=sys.stderr)
+            return 2
+        for name, digest in sorted(hashes.items()):
+            print(f"ok  {name}  {digest}")
+        return 0
+    from .tasks.build import build
+
+    names = _split_names(args.task, registry.tasks) if args.task else None
+    report = build(names, directory=args.data_dir, check=args.check)
+    print(report.format())
+    return 0 if report.ok else 1
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from . import registry
+    from .validate import validate_model
+
+    hparams = parse_model_args(args.model_arg)
+    model_names = _split_names(args.model, registry.models)
+    task_names = _split_names(args.task, registry.tasks)
+    worst = 0
+    for name in model_names:
+        report = validate_model(name, task_names, hparams)
+        print(report.format())
+        worst = max(worst, 0 if report.ok else 1)
+    return worst
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="odebench", description="Benchmark Neural ODEs, ResNets and LM-ResNets on simulated physics.")
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list registered models or tasks")
+    p.add_argument("what", choices=["models", "tasks"])
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("run", help="train and score models on tasks; one JSON record per (task, model, seed)")
+    p.add_argument("--model", required=True, help="model name(s), comma-separated, or 'all'")
+    p.add_argument("--task", required=True, help="task name(s), comma-separated, or 'all'")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds or a range, e.g. 0,1,2 or 0-2 (default 0)")
+    p.add_argument("--profile", default="quick", help="quick (smoke) or standard (leaderboard); default quick")
+    p.add_argument("--results", required=True, help="directory for the JSON records (created if missing)")
+    p.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="a model hyperparameter; repeatable")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument("--threads", type=int, default=int(os.environ.get("ODEBENCH_THREADS", "1")), help="torch intra-op threads per job (default 1, recorded)")
+    p.add_argument("--timeout", type=float, default=None, help="seconds one job may take (default: the profile's)")
+    p.add_argument("--max-memory", type=float, default=None, metavar="GIB", help="memory cap per job in GiB (CPU: address space; CUDA: GPU memory)")
+    p.add_argument("--force", action="store_true", help="rerun jobs that already have an ok record")
+    p.add_argument("--data-dir", default=None, help="data directory (default: $ODEBENCH_DATA or the packaged splits)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("leaderboard", help="aggregate records into a markdown leaderboard with plots")
+    p.add_argument("--results", required=True)
+    p.add_argument("--out", required=True, help="markdown file to write; plots go next to it")
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--data-dir", default=None)
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("data", help="verify or rebuild the frozen dataset splits")
+    p.add_argument("action", choices=["verify", "build"])
+    p.add_argument("--task", default=None, help="task name(s), comma-separated (default: all)")
+    p.add_argument("--check", action="store_true", help="build: regenerate into a temporary directory and compare with the canonical files")
+    p.add_argument("--data-dir", default=None)
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("validate", help="check a model against every task's contract without training")
+    p.add_argument("model", help="model name(s), comma-separated, or 'all'")
+    p.add_argument("--task", default="all")
+    p.add_argument("--model-arg", action="append", metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_validate)
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"odebench {__version__}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed its message
+        return int(exc.code or 0)
+    from .registry import RegistryError
+
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"odebench: error: {exc}", file=sys.stderr)
+        return 2
+    except RegistryError as exc:
+        print(f"odebench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("odebench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

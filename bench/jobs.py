@@ -1,0 +1,188 @@
+"""One benchmark job: described by plain data, executed into exactly one result record.
+
+A :class:`Job` holds only JSON-serialisable values (names, seed, profile, paths), never
+live objects, so any executor (a local child process today, a distributed engine later)
+can ship it. :func:`execute_job` runs it in the current process and always returns a
+record: ``ok`` with metrics and costs, or ``failed`` with a one-line reason and the tail
+of the traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import traceback
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import registry
+from .measure import environment, peak_rss_bytes, resolve_device, set_threads
+from .protocol import protocol_for
+from .results import record_path, write_record
+from .spec import SCHEMA_VERSION, TaskSpec
+from .training import TaskData, train_and_evaluate
+
+__all__ = ["Job", "execute_job", "failed_record", "weights_path", "load_task_data"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything needed to run one (task, model, seed, profile) — plain data only."""
+
+    task: str
+    model: str
+    seed: int
+    profile: str
+    results_dir: str
+    hparams: dict[str, Any] = field(default_factory=dict)
+    device: str = "auto"
+    threads: int = 1
+    timeout_s: float | None = None
+    max_memory_bytes: int | None = None
+    data_dir: str | None = None
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Job":
+        return cls(**json.loads(text))
+
+    @property
+    def record_path(self) -> Path:
+        return record_path(self.results_dir, self.task, self.model, self.seed, self.profile)
+
+    @property
+    def label(self) -> str:
+        return f"{self.task} {self.model} seed={self.seed}"
+
+
+def weights_path(record_file: Path) -> Path:
+    """Where the trained ``state_dict`` of an ``ok`` record is kept (next to the record)."""
+    return record_file.with_suffix(".pt")
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def _base_record(job: Job) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": job.run_id,
+        "created": _now(),
+        "seed": job.seed,
+        "profile": job.profile,
+        "task": {"name": job.task, "version": None, "kind": None, "data_sha256": None},
+        "model": {"name": job.model, "distribution": None, "version": None, "hparams": dict(job.hparams)},
+        "status": "failed",
+        "error": None,
+        "traceback": None,
+        "metrics": {},
+        "cost": {},
+        "train": {},
+        "env": {},
+    }
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    message = text[0] if text else ""
+    if isinstance(exc, MemoryError) or "out of memory" in message.lower() or "can't allocate memory" in message.lower():
+        return f"out of memory: {type(exc).__name__}: {message}"
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def failed_record(job: Job, error: str, tb: str | None = None, partial: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A ``failed`` record for ``job`` with a one-line ``error`` and an optional traceback tail."""
+    rec = _base_record(job)
+    if partial:
+        rec.update({k: v for k, v in partial.items() if k in ("task", "model", "env")})
+    rec["error"] = error.strip().splitlines()[0] if error.strip() else "unknown failure"
+    rec["traceback"] = tb
+    return rec
+
+
+def load_task_data(task: TaskSpec, data_dir: str | None = None) -> tuple[TaskData, str]:
+    """Verify the task's frozen splits and load them; returns (data, data_sha256)."""
+    from . import data  # imported lazily: the data module pulls in h5py
+
+    digest = data.verify_task(task.name, data_dir)
+    splits = {name: data.load_split(task.name, name, data_dir, verify=False) for name in ("train", "val", "test")}
+    times = np.asarray(splits["test"].t, dtype=np.float64)
+    return (
+        TaskData(
+            train_u=splits["train"].u,
+            val_u=splits["val"].u,
+            test_u=splits["test"].u,
+            times=times - times[0],
+            train_y=splits["train"].y,
+            val_y=splits["val"].y,
+            test_y=splits["test"].y,
+        ),
+        digest,
+    )
+
+
+def _save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def execute_job(job: Job, write: bool = True) -> dict[str, Any]:
+    """Run ``job`` here and return its record (written under ``job.results_dir`` if ``write``).
+
+    Never raises for a model's or a task's fault: those become ``failed`` records.
+    """
+    partial: dict[str, Any] = {}
+    try:
+        device = resolve_device(job.device)
+        set_threads(job.threads)
+        if job.max_memory_bytes and device.type == "cuda":
+            total = torch.cuda.get_device_properties(device).total_memory
+            torch.cuda.set_per_process_memory_fraction(min(1.0, job.max_memory_bytes / total), device)
+        partial["env"] = environment(device)
+        task = registry.load_task(job.task)
+        data, digest = load_task_data(task, job.data_dir)
+        partial["task"] = {"name": task.name, "version": task.version, "kind": task.kind, "data_sha256": digest}
+        entry = registry.models.entry(job.model)
+        partial["model"] = {"name": job.model, "distribution": entry.distribution, "version": entry.version, "hparams": dict(job.hparams)}
+        protocol = protocol_for(task, job.profile)
+        torch.manual_seed(job.seed)
+        np.random.seed(job.seed % 2**32)
+        model = registry.build_model(job.model, task, job.hparams)
+        hparams = getattr(model, "hparams", None)
+        if isinstance(hparams, dict):
+            partial["model"]["hparams"] = json.loads(json.dumps(hparams, default=str))
+        model = model.to(device)
+        outcome = train_and_evaluate(task, model, data, protocol, device, job.seed)
+    except Exception as exc:  # any fault of a plugin, a model or a file becomes a failed record
+        rec = failed_record(job, _one_line(exc), "".join(traceback.format_exc().splitlines(True)[-25:]), partial)
+        if write:
+            write_record(job.results_dir, rec)
+        return rec
+    rec = _base_record(job)
+    rec.update({k: partial[k] for k in ("task", "model", "env")})
+    rec["status"] = "ok"
+    rec["metrics"] = outcome.metrics
+    rec["cost"] = {**outcome.cost, "peak_cpu_bytes": peak_rss_bytes()}
+    rec["train"] = {**outcome.train, "protocol": protocol.to_dict()}
+    if write:
+        path = job.record_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _save_weights(outcome.state_dict, weights_path(path))
+        rec["weights"] = weights_path(path).name
+        write_record(job.results_dir, rec)
+    return rec

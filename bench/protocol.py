@@ -1,0 +1,108 @@
+"""The training protocol: one per (task kind, profile), identical for every model.
+
+The harness owns the optimiser, learning-rate schedule, batch size, step budget, early
+stopping and wall-clock cap (AlgoPerf's split); a model only owns its architecture.
+
+* Optimiser: Adam (β = 0.9, 0.999), gradient-norm clipping at 1.0.
+* Schedule: linear warm-up over the first 5 % of steps, then cosine decay to 1 % of the peak.
+* Forecasting loss: mean over a rollout of ``task.train_window`` samples of the squared
+  error normalised per dimension by the training split's σ (the same σ as nRMSE).
+  Windows are drawn uniformly from the training trajectories.
+* Classification loss: cross-entropy on whole training windows.
+* Validation every ``eval_every`` steps on fixed validation batches; the best state
+  (lowest validation loss) is restored at the end; training stops early after
+  ``patience`` validations without improvement, or at the wall-clock cap (then the
+  record says ``truncated``).
+* ``quick`` is a smoke profile for CI and first runs; ``standard`` is the leaderboard's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from .spec import TaskSpec
+
+__all__ = ["PROFILES", "Protocol", "protocol_for", "learning_rate"]
+
+PROFILES: tuple[str, ...] = ("quick", "standard")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Everything about training and evaluation that must be equal between models."""
+
+    profile: str
+    max_steps: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    grad_clip: float
+    warmup_fraction: float
+    eval_every: int
+    patience: int
+    val_batches: int
+    wall_clock_cap_s: float
+    eval_batch_size: int
+    test_limit: int | None  # at most this many test samples (quick only); None = the whole split
+    timeout_s: float  # default per-job timeout of the runner
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_BASE = {
+    "quick": Protocol(
+        profile="quick",
+        max_steps=40,
+        batch_size=16,
+        learning_rate=3e-3,
+        weight_decay=0.0,
+        grad_clip=1.0,
+        warmup_fraction=0.05,
+        eval_every=20,
+        patience=1000,
+        val_batches=1,
+        wall_clock_cap_s=60.0,
+        eval_batch_size=32,
+        test_limit=16,
+        timeout_s=600.0,
+    ),
+    "standard": Protocol(
+        profile="standard",
+        max_steps=2000,
+        batch_size=32,
+        learning_rate=1e-3,
+        weight_decay=0.0,
+        grad_clip=1.0,
+        warmup_fraction=0.05,
+        eval_every=100,
+        patience=6,
+        val_batches=4,
+        wall_clock_cap_s=600.0,
+        eval_batch_size=50,
+        test_limit=None,
+        timeout_s=3600.0,
+    ),
+}
+
+
+def protocol_for(task: TaskSpec, profile: str) -> Protocol:
+    """The protocol of ``task`` under ``profile`` (``quick`` or ``standard``)."""
+    if profile not in _BASE:
+        raise ValueError(f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}")
+    base = _BASE[profile]
+    if task.kind == "classify":
+        return replace(base, batch_size=2 * base.batch_size)
+    return base
+
+
+def learning_rate(protocol: Protocol, step: int) -> float:
+    """Warm-up then cosine decay to 1 % of the peak, as a function of the step index."""
+    warmup = max(1, int(protocol.warmup_fraction * protocol.max_steps))
+    if step < warmup:
+        return protocol.learning_rate * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, protocol.max_steps - warmup))
+    floor = 0.01 * protocol.learning_rate
+    return floor + (protocol.learning_rate - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))

@@ -1,0 +1,51 @@
+"""Child-process entry point: ``python -m odebench.worker`` reads one job (JSON) on stdin.
+
+It runs the job with :func:`odebench.jobs.execute_job`, which writes the record. The
+parent kills the whole process group at the timeout; on Linux the child also dies with
+its parent (``PR_SET_PDEATHSIG``), so a sweep killed with SIGKILL leaves no orphan that
+would write a record later.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import signal
+import sys
+
+
+def _die_with_parent() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _limit_memory(max_bytes: int | None, device: str) -> None:
+    """Cap the address space on CPU runs (CUDA contexts reserve far more address space than they use)."""
+    if not max_bytes or device == "cuda":
+        return
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
+
+
+def main() -> int:
+    _die_with_parent()
+    from .jobs import Job, execute_job
+
+    job = Job.from_json(sys.stdin.read())
+    if job.max_memory_bytes and job.device != "cuda":
+        import torch
+
+        if not (job.device == "auto" and torch.cuda.is_available()):
+            _limit_memory(job.max_memory_bytes, "cpu")
+    rec = execute_job(job)
+    print(f"{job.label}: {rec['status']}" + (f" ({rec['error']})" if rec["error"] else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

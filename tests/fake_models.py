@@ -1,0 +1,123 @@
+"""Models that break the contract on purpose, installed by the tests as a fake distribution.
+
+Each factory follows the real contract (``factory(task, **hparams) -> nn.Module`` with an
+integer ``nfe``); the fault is in what the model does when run.
+"""
+
+import time
+
+import torch
+
+
+class _Base(torch.nn.Module):
+    def __init__(self, task):
+        super().__init__()
+        self.task = task
+        self.nfe = 0
+        n = task.state_shape[0]
+        self.lin = torch.nn.Linear(n, n if task.kind == "forecast" else task.n_classes)
+
+    def step(self, u):
+        self.nfe += 1
+        return u + 0.01 * self.lin(u)
+
+    def forward(self, *args):
+        if self.task.kind == "forecast":
+            u0, t = args
+            out = [u0]
+            for _ in range(t.shape[0] - 1):
+                out.append(self.step(out[-1]))
+            return torch.stack(out, 1)
+        self.nfe += 1
+        return self.lin(args[0].mean(1))
+
+
+class Raises(_Base):
+    def forward(self, *args):
+        raise RuntimeError("deliberate failure in forward")
+
+
+class ReturnsNaN(_Base):
+    def forward(self, *args):
+        return super().forward(*args) * float("nan")
+
+
+class WrongShape(_Base):
+    def forward(self, *args):
+        return super().forward(*args)[:, :1]
+
+
+class Hangs(_Base):
+    def forward(self, *args):
+        while True:
+            time.sleep(0.1)
+
+
+class Hungry(_Base):
+    """Touches a buffer of ``megabytes`` MiB once, so the process's peak RSS must show it."""
+
+    def __init__(self, task, megabytes=0):
+        super().__init__(task)
+        self.megabytes = megabytes
+        self.done = False
+
+    def forward(self, *args):
+        if not self.done and self.megabytes:
+            buf = torch.ones(self.megabytes * 2**20 // 4)
+            self.lin.bias.data += 0 * float(buf[-1])
+            del buf
+            self.done = True
+        return super().forward(*args)
+
+
+class Huge(_Base):
+    """Asks for far more memory than any machine has."""
+
+    def forward(self, *args):
+        torch.ones(2**40, dtype=torch.uint8)
+        return super().forward(*args)
+
+
+def build_ok(task):
+    return _Base(task)
+
+
+def build_raises(task):
+    return Raises(task)
+
+
+def build_nan(task):
+    return ReturnsNaN(task)
+
+
+def build_wrong_shape(task):
+    return WrongShape(task)
+
+
+def build_hangs(task):
+    return Hangs(task)
+
+
+def build_hungry(task, *, megabytes=0):
+    return Hungry(task, megabytes)
+
+
+def build_huge(task):
+    return Huge(task)
+
+
+def build_not_a_model(task):
+    return {"not": "a model"}
+
+
+ENTRY_POINTS = {
+    "fake-ok": "odebench_fake_models:build_ok",
+    "fake-raises": "odebench_fake_models:build_raises",
+    "fake-nan": "odebench_fake_models:build_nan",
+    "fake-wrong-shape": "odebench_fake_models:build_wrong_shape",
+    "fake-hangs": "odebench_fake_models:build_hangs",
+    "fake-hungry": "odebench_fake_models:build_hungry",
+    "fake-huge": "odebench_fake_models:build_huge",
+    "fake-not-a-model": "odebench_fake_models:build_not_a_model",
+    "fake-missing-attr": "odebench_fake_models:no_such_factory",
+}

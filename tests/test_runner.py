@@ -1,0 +1,162 @@
+"""The runner end to end: child processes, failed records, resume, kills and concurrent sweeps.
+
+Deliberately broken models come from a fake installed distribution (tests/fake_models.py),
+found through the real ``odebench.models`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from odebench.jobs import Job
+from odebench.results import read_record, read_records
+from odebench.runner import LocalProcessExecutor, plan_jobs, run_sweep
+
+TASK = "lorenz-forecast"
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def fake_models(fake_dist) -> None:
+    namespace: dict = {}
+    source = (HERE / "fake_models.py").read_text()
+    exec(compile(source, "fake_models.py", "exec"), namespace)
+    fake_dist("odebench-fake-models", {"odebench.models": namespace["ENTRY_POINTS"]}, {"odebench_fake_models": source})
+
+
+def sweep(results: Path, models: list[str], seeds=(0,), **fields) -> tuple:
+    lines: list[str] = []
+    jobs = plan_jobs(models, [TASK], list(seeds), "quick", results, **fields)
+    summary = run_sweep(jobs, LocalProcessExecutor(), log=lines.append, progress=False)
+    return summary, lines
+
+
+def test_every_fault_gives_a_failed_record_and_the_sweep_goes_on(fake_models, tmp_path: Path) -> None:
+    models = ["fake-raises", "fake-nan", "fake-wrong-shape", "fake-hangs", "fake-huge", "fake-not-a-model", "fake-missing-attr", "fake-ok"]
+    summary, lines = sweep(tmp_path, models, timeout_s=20, max_memory_bytes=8 * 2**30)
+    by_model = {r["model"]["name"]: r for r in summary.done}
+    assert set(by_model) == set(models)
+    expect = {
+        "fake-raises": "deliberate failure in forward",
+        "fake-nan": "NaN",
+        "fake-wrong-shape": "shape",
+        "fake-hangs": "timed out after 20 s",
+        "fake-huge": "out of memory",
+        "fake-not-a-model": "torch.nn.Module",
+        "fake-missing-attr": "AttributeError",
+    }
+    for name, needle in expect.items():
+        rec = by_model[name]
+        assert rec["status"] == "failed", name
+        assert needle in rec["error"], (name, rec["error"])
+        assert "\n" not in rec["error"]
+        assert read_record(Job(TASK, name, 0, "quick", str(tmp_path)).record_path)["status"] == "failed"
+    assert "odebench-fake-models" in by_model["fake-missing-attr"]["error"]
+    assert by_model["fake-raises"]["traceback"] and "RuntimeError" in by_model["fake-raises"]["traceback"]
+    assert by_model["fake-ok"]["status"] == "ok"
+    assert len(lines) == len(models)
+
+
+def test_ok_record_has_measurements_and_loadable_weights(fake_models, tmp_path: Path) -> None:
+    import torch
+
+    summary, _ = sweep(tmp_path, ["fake-ok"])
+    (rec,) = summary.done
+    assert rec["status"] == "ok"
+    assert rec["task"]["data_sha256"] and len(rec["task"]["data_sha256"]) == 64
+    assert rec["model"]["distribution"] == "odebench-fake-models"
+    cost = rec["cost"]
+    assert cost["nfe_forward"] > 0 and cost["nfe_backward"] == 0 and cost["params"] == 12
+    assert cost["train_seconds"] > 0 and cost["infer_seconds"] > 0 and cost["peak_cpu_bytes"] > 50 * 2**20
+    assert cost["peak_gpu_bytes"] is None
+    assert rec["env"]["threads"] == 1 and rec["env"]["torch"] and rec["env"]["cpu_model"]
+    assert "vpt" in rec["metrics"]
+    state = torch.load(tmp_path / rec["weights"], weights_only=True)
+    assert set(state) == {"lin.weight", "lin.bias"}
+
+
+def test_peak_cpu_memory_sees_a_large_buffer(fake_models, tmp_path: Path) -> None:
+    small, _ = sweep(tmp_path / "a", ["fake-hungry"])
+    big, _ = sweep(tmp_path / "b", ["fake-hungry"], hparams={"megabytes": 600})
+    grew = big.done[0]["cost"]["peak_cpu_bytes"] - small.done[0]["cost"]["peak_cpu_bytes"]
+    assert grew > 500 * 2**20
+
+
+def test_resume_skips_jobs_with_an_ok_record_and_force_reruns(fake_models, tmp_path: Path) -> None:
+    first, _ = sweep(tmp_path, ["fake-ok", "fake-raises"])
+    path = Job(TASK, "fake-ok", 0, "quick", str(tmp_path)).record_path
+    before = path.read_bytes()
+    second, lines = sweep(tmp_path, ["fake-ok", "fake-raises"])
+    assert [j.model for j in second.skipped] == ["fake-ok"]
+    assert [r["model"]["name"] for r in second.done] == ["fake-raises"]  # failed jobs are retried
+    assert path.read_bytes() == before
+    assert "skip" in lines[0]
+    jobs = plan_jobs(["fake-ok"], [TASK], [0], "quick", tmp_path)
+    forced = run_sweep(jobs, LocalProcessExecutor(), force=True, log=lambda _: None, progress=False)
+    assert len(forced.done) == 1 and path.read_bytes() != before
+
+
+def _cli(results: Path, models: str, seeds: str = "0") -> list[str]:
+    return [sys.executable, "-m", "odebench.cli", "run", "--model", models, "--task", TASK, "--seeds", seeds, "--profile", "quick", "--results", str(results)]
+
+
+def test_sweep_killed_with_sigkill_then_resumed(fake_models, tmp_path: Path) -> None:
+    proc = subprocess.Popen(_cli(tmp_path, "fake-ok", "0-3"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(tmp_path.glob("*.json")):
+        time.sleep(0.1)
+    assert list(tmp_path.glob("*.json")), "the sweep wrote no record in time"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.5)  # the worker dies with its parent; nothing may appear afterwards
+    records, skipped = read_records(tmp_path)
+    assert not skipped and all(r["status"] == "ok" for r in records)
+    done = len(records)
+    assert 1 <= done < 4
+    resumed = subprocess.run(_cli(tmp_path, "fake-ok", "0-3"), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    records, skipped = read_records(tmp_path)
+    assert not skipped and sorted(r["seed"] for r in records) == [0, 1, 2, 3]
+    assert resumed.stderr.count("skip") == done
+
+
+def test_two_sweeps_on_one_directory_lose_nothing(fake_models, tmp_path: Path) -> None:
+    procs = [subprocess.Popen(_cli(tmp_path, "fake-ok", "0-3"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    records, skipped = read_records(tmp_path)
+    assert not skipped
+    assert sorted(r["seed"] for r in records) == [0, 1, 2, 3]
+    assert not list(tmp_path.glob(".*.lock"))
+
+
+WRITER = """
+import sys
+from odebench.results import write_json_atomic
+big = {"payload": ["x" * 1000] * 2000, "i": 0}
+write_json_atomic(sys.argv[1], big)
+print("ready", flush=True)
+while True:
+    big["i"] += 1
+    write_json_atomic(sys.argv[1], big)
+"""
+
+
+def test_a_record_killed_mid_write_is_never_half_written(tmp_path: Path) -> None:
+    target = tmp_path / "rec.json"
+    for delay in (0.0, 0.05, 0.13, 0.31):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(target)], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        rec = json.loads(target.read_text())
+        assert len(rec["payload"]) == 2000 and rec["i"] >= 0

@@ -1,0 +1,166 @@
+"""The harness's training loop and evaluation, on synthetic data with tiny models."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from odebench.protocol import Protocol, learning_rate, protocol_for
+from odebench.spec import ModelOutputError, TaskSpec
+from odebench.training import TaskData, train_and_evaluate
+
+CPU = torch.device("cpu")
+FORECAST = TaskSpec(name="toy-forecast", version="1", kind="forecast", system="toy", state_shape=(2,), dt=0.1, n_times=12, train_window=5, eval_times=(0.5, 1.0), lyapunov_exponent=1.0)
+CLASSIFY = TaskSpec(name="toy-classify", version="1", kind="classify", system="toy", state_shape=(2,), dt=0.1, n_times=6, n_classes=2)
+
+
+def _decay(n: int, rng: np.random.Generator, steps: int) -> np.ndarray:
+    u0 = rng.normal(size=(n, 2))
+    t = 0.1 * np.arange(steps)
+    return (u0[:, None, :] * np.exp(-0.5 * t)[None, :, None]).astype(np.float32)
+
+
+def forecast_data(seed: int = 0) -> TaskData:
+    rng = np.random.default_rng(seed)
+    return TaskData(train_u=_decay(32, rng, 20), val_u=_decay(8, rng, 12), test_u=_decay(8, rng, 12), times=FORECAST.times)
+
+
+def classify_data(seed: int = 0) -> TaskData:
+    rng = np.random.default_rng(seed)
+
+    def split(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, 2, n)
+        x = rng.normal(size=(n, 6, 2)).astype(np.float32) + (2.0 * y - 1.0)[:, None, None]
+        return x, y
+
+    (tx, ty), (vx, vy), (sx, sy) = split(64), split(32), split(32)
+    return TaskData(train_u=tx, val_u=vx, test_u=sx, times=CLASSIFY.times, train_y=ty, val_y=vy, test_y=sy)
+
+
+class Stepper(torch.nn.Module):
+    """u_{n+1} = u_n + g(u_n): a one-layer residual step, NFE counted in forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.nfe = 0
+        self.lin = torch.nn.Linear(2, 2)
+
+    def forward(self, u0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        out = [u0]
+        for _ in range(t.shape[0] - 1):
+            self.nfe += 1
+            out.append(out[-1] + self.lin(out[-1]))
+        return torch.stack(out, 1)
+
+
+class MeanClassifier(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.nfe = 0
+        self.lin = torch.nn.Linear(2, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.nfe += 1
+        return self.lin(x.mean(1))
+
+
+def test_forecast_training_learns_and_reports_everything() -> None:
+    torch.manual_seed(0)
+    model = Stepper()
+    proto = protocol_for(FORECAST, "quick")
+    out = train_and_evaluate(FORECAST, model, forecast_data(), proto, CPU, seed=0)
+    assert out.train["steps"] == proto.max_steps
+    assert out.cost["nfe_forward"] == FORECAST.n_times - 1  # one residual step per interval
+    assert out.train["nfe_forward_train_mean"] == FORECAST.train_window - 1
+    assert out.cost["nfe_backward"] == 0
+    assert out.cost["params"] == 6 and out.cost["peak_gpu_bytes"] is None
+    assert set(out.metrics) >= {"nrmse_mean", "nrmse@0.5", "nrmse@1", "vpt", "vpt_capped_fraction", "nrmse_curve"}
+    assert out.metrics["n_test"] == 8
+    first, last = out.train["val_history"][0][1], out.train["best_val_loss"]
+    assert last <= first
+
+
+def test_same_seed_gives_identical_metrics() -> None:
+    def run(seed: int) -> dict:
+        torch.manual_seed(seed)
+        return train_and_evaluate(CLASSIFY, MeanClassifier(), classify_data(), protocol_for(CLASSIFY, "quick"), CPU, seed).metrics
+
+    assert run(3) == run(3)
+    torch.manual_seed(0)
+    a = train_and_evaluate(FORECAST, Stepper(), forecast_data(), protocol_for(FORECAST, "quick"), CPU, 1).metrics
+    torch.manual_seed(0)
+    b = train_and_evaluate(FORECAST, Stepper(), forecast_data(), protocol_for(FORECAST, "quick"), CPU, 1).metrics
+    assert a == b
+
+
+def test_classification_learns_a_separable_problem() -> None:
+    torch.manual_seed(0)
+    proto = Protocol(**{**protocol_for(CLASSIFY, "quick").to_dict(), "max_steps": 300, "learning_rate": 3e-2, "eval_every": 50})
+    out = train_and_evaluate(CLASSIFY, MeanClassifier(), classify_data(), proto, CPU, 0)
+    assert out.metrics["accuracy"] > 0.9 and 0 <= out.metrics["macro_f1"] <= 1
+
+
+class SlowWhenEvaluating(MeanClassifier):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            time.sleep(0.05)
+        return super().forward(x)
+
+
+def test_train_seconds_exclude_evaluation() -> None:
+    proto = protocol_for(CLASSIFY, "quick")
+    out = train_and_evaluate(CLASSIFY, SlowWhenEvaluating(), classify_data(), proto, CPU, 0)
+    n_validations = len(out.train["val_history"])
+    assert n_validations >= 2
+    # Each validation sleeps >= 0.05 s; none of it may be on the training clock.
+    assert out.train["phase_seconds"] >= 0.05 * n_validations
+    assert out.cost["train_seconds"] < out.train["phase_seconds"] - 0.05 * n_validations + 1e-3
+    assert out.cost["infer_seconds"] >= 0.05  # one timed test batch at least
+
+
+class NaNModel(MeanClassifier):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) * float("nan")
+
+
+class WrongShape(MeanClassifier):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x)[:, :1]
+
+
+@pytest.mark.parametrize("model, match", [(NaNModel, "NaN|nan"), (WrongShape, "shape")])
+def test_contract_violations_raise_model_output_error(model: type, match: str) -> None:
+    with pytest.raises(ModelOutputError, match=match):
+        train_and_evaluate(CLASSIFY, model(), classify_data(), protocol_for(CLASSIFY, "quick"), CPU, 0)
+
+
+def test_wall_clock_cap_truncates_and_says_so() -> None:
+    proto = protocol_for(CLASSIFY, "quick")
+    capped = Protocol(**{**proto.to_dict(), "max_steps": 10_000, "wall_clock_cap_s": 0.3, "eval_every": 10_000})
+    out = train_and_evaluate(CLASSIFY, MeanClassifier(), classify_data(), capped, CPU, 0)
+    assert out.train["truncated"] and out.train["steps"] < 10_000
+    assert out.train["val_history"][-1][0] == out.train["steps"]  # validated at the stop
+
+
+def test_parameterless_model_is_scored_without_training() -> None:
+    class Persistence(torch.nn.Module):
+        nfe = 0
+
+        def forward(self, u0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return u0[:, None].expand(-1, t.shape[0], *u0.shape[1:])
+
+    out = train_and_evaluate(FORECAST, Persistence(), forecast_data(), protocol_for(FORECAST, "quick"), CPU, 0)
+    assert out.train["steps"] == 0 and out.cost["train_seconds"] == 0.0 and out.cost["params"] == 0
+    assert out.metrics["nrmse_curve"]["nrmse"][0] == 0.0
+
+
+def test_learning_rate_schedule_warms_up_and_decays() -> None:
+    proto = protocol_for(FORECAST, "standard")
+    lrs = [learning_rate(proto, s) for s in range(proto.max_steps)]
+    peak = int(np.argmax(lrs))
+    assert lrs[0] < lrs[peak] == pytest.approx(proto.learning_rate)
+    assert lrs[-1] == pytest.approx(0.01 * proto.learning_rate, rel=0.05)
+    assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1 :]))

@@ -1,0 +1,53 @@
+"""``odebench validate``: the pre-flight contract check, on built-in and broken models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from odebench.cli import main
+from odebench.validate import validate_model
+
+TASKS = ["lorenz-forecast", "heat-classify"]
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def fake_models(fake_dist) -> None:
+    namespace: dict = {}
+    source = (HERE / "fake_models.py").read_text()
+    exec(compile(source, "fake_models.py", "exec"), namespace)
+    fake_dist("odebench-fake-models", {"odebench.models": namespace["ENTRY_POINTS"]}, {"odebench_fake_models": source})
+
+
+@pytest.mark.parametrize("name", ["neural-ode", "resnet", "lm-resnet"])
+def test_baselines_pass_on_every_task(name: str) -> None:
+    report = validate_model(name, ["heat-forecast", "heat-classify", "lorenz-forecast", "lorenz-classify", "ks-forecast", "ks-classify"])
+    assert report.ok and all(c.status == "ok" for c in report.checks), report.format()
+    assert all(c.params and c.params > 0 and c.nfe_forward and c.nfe_forward > 0 for c in report.checks)
+
+
+def test_floors_skip_other_kinds_and_note_zero_nfe() -> None:
+    report = validate_model("majority", TASKS)
+    statuses = {c.task: c.status for c in report.checks}
+    assert statuses == {"lorenz-forecast": "skip", "heat-classify": "warn"} and report.ok
+    assert "NFE stays 0" in report.format()
+
+
+@pytest.mark.parametrize(
+    "name, needle",
+    [("fake-wrong-shape", "shape"), ("fake-nan", "NaN"), ("fake-raises", "deliberate failure"), ("fake-not-a-model", "torch.nn.Module"), ("fake-missing-attr", "AttributeError")],
+)
+def test_broken_models_fail_with_the_reason(fake_models, name: str, needle: str) -> None:
+    report = validate_model(name, TASKS)
+    assert not report.ok
+    assert all(c.status == "fail" for c in report.checks)
+    assert needle in report.format()
+
+
+def test_cli_validate_exit_codes(fake_models, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "fake-ok", "--task", ",".join(TASKS)]) == 0
+    assert main(["validate", "fake-nan", "--task", ",".join(TASKS)]) == 1
+    out = capsys.readouterr().out
+    assert "result: passed" in out and "result: FAILED" in out
