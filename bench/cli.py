@@ -142,17 +142,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     results = _writable_dir(args.results, "--results")
     specs = {name: registry.load_task(name) for name in task_names}
     _verify_data(task_names, args.data_dir)
-    explicit_models = args.model.strip() != "all"
     jobs = []
     for job in plan_jobs(model_names, task_names, seeds, args.profile, results, hparams=hparams, device=args.device, threads=args.threads, timeout_s=args.timeout, max_memory_bytes=int(args.max_memory * 2**30) if args.max_memory else None, data_dir=args.data_dir):
-        factory = registry.model_factory(job.model)
-        if not _supported(factory, specs[job.task].kind):
-            if explicit_models and args.task.strip() != "all":
-                raise UsageError(f"model {job.model!r} does not support {specs[job.task].kind} tasks such as {job.task!r}; pick another task or model")
-            continue
-        jobs.append(job)
-    if not jobs:
-        raise UsageError("no (task, model) combination to run: the chosen models support none of the chosen tasks")
+        if _supported(registry.model_factory(job.model), specs[job.task].kind):
+            jobs.append(job)
+    for name in model_names:
+        if not any(j.model == name for j in jobs):
+            kinds = sorted({specs[t].kind for t in task_names})
+            raise UsageError(f"model {name!r} supports none of the chosen tasks (all {'/'.join(kinds)}); pick another task or model")
+    skipped_pairs = len(model_names) * len(task_names) - len(jobs) // len(seeds)
+    if skipped_pairs:
+        print(f"note: {skipped_pairs} (task, model) pair(s) skipped: the model does not support that task kind", file=sys.stderr)
     summary = run_sweep(jobs, LocalProcessExecutor(), force=args.force)
     ok = sum(r["status"] == "ok" for r in summary.done)
     print(f"{len(jobs)} jobs: {ok} ok, {len(summary.failed)} failed, {len(summary.skipped)} skipped (already ok), {len(summary.busy)} busy; records in {results}")

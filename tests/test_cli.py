@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import os
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -82,3 +83,80 @@ def test_console_script_misuse_in_a_subprocess(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "odebench.cli", "run", "--model", "resnet", "--task", "nope", "--results", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.startswith("odebench: error: unknown task 'nope'")
+
+
+def odebench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "odebench.cli", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_run_then_leaderboard_end_to_end(tmp_path: Path) -> None:
+    results = tmp_path / "R"
+    proc = odebench("run", "--model", "resnet", "--task", "lorenz-forecast", "--seeds", "0", "--profile", "quick", "--results", str(results))
+    assert proc.returncode == 0, proc.stderr
+    (record,) = results.glob("*.json")
+    rec = json.loads(record.read_text())
+    assert rec["status"] == "ok" and rec["task"]["name"] == "lorenz-forecast" and rec["model"]["name"] == "resnet"
+    assert rec["model"]["distribution"] == "odebench" and rec["profile"] == "quick" and rec["seed"] == 0
+    assert {"vpt", "nrmse_mean"} <= set(rec["metrics"]) and rec["cost"]["nfe_forward"] > 0
+    assert (results / rec["weights"]).exists()
+    board = results / "LEADERBOARD.md"
+    proc = odebench("leaderboard", "--results", str(results), "--out", str(board))
+    assert proc.returncode == 0, proc.stderr
+    text = board.read_text()
+    assert "## lorenz-forecast" in text and "| resnet" in text and "VPT" in text
+    assert (results / "plots" / "lorenz-forecast__error_growth.png").exists()
+
+
+def test_mixed_kinds_skip_unsupported_pairs(tmp_path: Path) -> None:
+    proc = odebench("run", "--model", "persistence,majority", "--task", "lorenz-forecast,heat-classify", "--results", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "2 (task, model) pair(s) skipped" in proc.stderr
+    names = sorted(p.name for p in tmp_path.glob("*.json"))
+    assert names == ["heat-classify__majority__quick__seed0.json", "lorenz-forecast__persistence__quick__seed0.json"]
+
+
+def test_a_model_supporting_none_of_the_tasks_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_main(["run", "--model", "persistence", "--task", "heat-classify", "--results", str(tmp_path)], capsys)
+    assert code == 2 and "supports none of the chosen tasks" in err
+    assert not list(tmp_path.glob("*.json"))
+
+
+def _damaged_copy(tmp_path: Path, damage: str) -> tuple[Path, Path]:
+    from odebench import data
+
+    directory = tmp_path / "data"
+    directory.mkdir()
+    source = data.data_dir()
+    for split in data.SPLIT_NAMES:
+        name = data.split_filename("lorenz-forecast", split)
+        shutil.copy2(source / name, directory / name)
+    shutil.copy2(source / data.MANIFEST_NAME, directory / data.MANIFEST_NAME)
+    victim = directory / data.split_filename("lorenz-forecast", "train")
+    raw = bytearray(victim.read_bytes())
+    if damage == "flipped":
+        raw[len(raw) // 3] ^= 0x01
+        victim.write_bytes(bytes(raw))
+    elif damage == "truncated":
+        victim.write_bytes(bytes(raw[: len(raw) // 2]))
+    else:
+        victim.unlink()
+    return directory, victim
+
+
+@pytest.mark.parametrize("damage", ["flipped", "truncated", "missing"])
+def test_damaged_data_is_refused_before_any_training(damage: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    directory, victim = _damaged_copy(tmp_path, damage)
+    monkeypatch.setenv("ODEBENCH_DATA", str(directory))
+    results = tmp_path / "R"
+    code, _, err = run_main(["run", "--model", "resnet", "--task", "lorenz-forecast", "--results", str(results)], capsys)
+    assert code == 2
+    assert str(victim) in err and "odebench data build --task lorenz-forecast" in err
+    assert not list(results.glob("*.json")) and not (results / "logs").exists()
+    code, _, err = run_main(["data", "verify", "--task", "lorenz-forecast"], capsys)
+    assert code == 2 and str(victim) in err
+
+
+def test_data_verify_passes_on_the_committed_splits(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_main(["data", "verify"], capsys)
+    assert code == 0
+    assert len([line for line in out.splitlines() if line.startswith("ok ")]) == 6
