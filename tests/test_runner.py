@@ -160,3 +160,11 @@ def test_a_record_killed_mid_write_is_never_half_written(tmp_path: Path) -> None
         proc.wait()
         rec = json.loads(target.read_text())
         assert len(rec["payload"]) == 2000 and rec["i"] >= 0
+
+
+def test_solver_step_guard_gives_a_failed_record(tmp_path: Path) -> None:
+    summary, _ = sweep(tmp_path, ["neural-ode"], hparams={"max_num_steps": 5})
+    (rec,) = summary.done
+    assert rec["status"] == "failed"
+    assert "max_num_steps" in rec["error"] and "\n" not in rec["error"]
+    assert rec["model"]["distribution"] == "odebench"
