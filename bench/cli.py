@@ -8,7 +8,6 @@ and exit code 2; nothing already written is touched.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile

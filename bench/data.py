@@ -29,6 +29,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ._io import write_bytes_atomic
 from .spec import TaskSpec
 
 __all__ = [
@@ -137,23 +138,8 @@ def write_manifest(directory: str | os.PathLike[str], tasks: Mapping[str, Mappin
         current = {}
     merged = {**current, **{name: dict(entry) for name, entry in tasks.items()}}
     text = json.dumps({"format": MANIFEST_FORMAT, "tasks": merged}, indent=2, sort_keys=True) + "\n"
-    _write_atomic(path, text.encode("utf-8"))
+    write_bytes_atomic(path, text.encode("utf-8"))
     return path
-
-
-def _write_atomic(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def combined_sha256(file_shas: Mapping[str, str]) -> str:

@@ -10,8 +10,8 @@ of the traceback.
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import json
-import os
 import traceback
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from . import registry
+from ._io import write_bytes_atomic
 from .measure import environment, peak_rss_bytes, resolve_device, set_threads
 from .protocol import protocol_for
 from .results import record_path, write_record
@@ -132,13 +133,9 @@ def load_task_data(task: TaskSpec, data_dir: str | None = None) -> tuple[TaskDat
 
 
 def _save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def execute_job(job: Job, write: bool = True) -> dict[str, Any]:

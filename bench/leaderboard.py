@@ -26,7 +26,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ._io import write_bytes_atomic
 from .results import RecordError, SkippedFile, read_records, validate_record
 from .spec import TaskSpec
 
@@ -903,23 +903,6 @@ class LeaderboardReport:
         return self.n_ok == 0 and self.n_failed == 0
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def _relative(skip: SkippedFile, root: Path) -> SkippedFile:
     """Name a skipped file relative to the results directory, and drop the path from its reason."""
     try:
@@ -966,10 +949,10 @@ def write_leaderboard(
         for task, images in task_plots(agg, tasks=tasks).items():
             for kind, png in images.items():
                 path = out.parent / "plots" / f"{_UNSAFE.sub('_', task)}__{kind}.png"
-                _write_atomic(path, png)
+                write_bytes_atomic(path, png)
                 written.append(path)
                 links.setdefault(task, {})[kind] = f"plots/{path.name}"
-    _write_atomic(out, render_markdown(agg, links, title=title).encode("utf-8"))
+    write_bytes_atomic(out, render_markdown(agg, links, title=title).encode("utf-8"))
     return LeaderboardReport(
         out_file=out,
         plot_files=tuple(written),

@@ -20,11 +20,11 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from ._io import write_bytes_atomic
 from .spec import SCHEMA_VERSION
 
 __all__ = [
@@ -112,28 +112,9 @@ def _json_ready(obj: Any) -> Any:
 
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
-    """Write ``obj`` as JSON to ``path`` via a temporary file, fsync and rename.
-
-    A reader (or a process killed mid-write) sees either the old file or the complete
-    new one, never a half-written file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``obj`` as strict JSON to ``path`` atomically (see :func:`write_bytes_atomic`)."""
     text = json.dumps(_json_ready(obj), indent=2, sort_keys=True, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_record(results_dir: str | os.PathLike[str], rec: dict[str, Any]) -> Path:

@@ -23,10 +23,8 @@ def _die_with_parent() -> None:
         pass
 
 
-def _limit_memory(max_bytes: int | None, device: str) -> None:
-    """Cap the address space on CPU runs (CUDA contexts reserve far more address space than they use)."""
-    if not max_bytes or device == "cuda":
-        return
+def _limit_memory(max_bytes: int) -> None:
+    """Cap the address space (CPU runs only: a CUDA context reserves far more than it uses)."""
     import resource
 
     resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
@@ -37,11 +35,11 @@ def main() -> int:
     from .jobs import Job, execute_job
 
     job = Job.from_json(sys.stdin.read())
-    if job.max_memory_bytes and job.device != "cuda":
-        import torch
+    if job.max_memory_bytes:
+        from .measure import resolve_device
 
-        if not (job.device == "auto" and torch.cuda.is_available()):
-            _limit_memory(job.max_memory_bytes, "cpu")
+        if resolve_device(job.device).type == "cpu":
+            _limit_memory(job.max_memory_bytes)
     rec = execute_job(job)
     print(f"{job.label}: {rec['status']}" + (f" ({rec['error']})" if rec["error"] else ""))
     return 0

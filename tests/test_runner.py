@@ -7,7 +7,6 @@ found through the real ``odebench.models`` entry-point group.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
