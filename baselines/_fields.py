@@ -66,7 +66,7 @@ class MLP(nn.Module):
         self.nfe = 0
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        self.nfe += 1
+        self.__dict__["nfe"] += 1  # a plain dict update: nn.Module.__setattr__ costs ~1.4 µs a call
         return self.net(z)
 
 
@@ -94,7 +94,7 @@ class PeriodicConv(nn.Module):
         self.nfe = 0
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        self.nfe += 1
+        self.__dict__["nfe"] += 1  # a plain dict update: nn.Module.__setattr__ costs ~1.4 µs a call
         return self.net(z)
 
 

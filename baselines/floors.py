@@ -85,7 +85,7 @@ class LinearForecaster(nn.Module):
         z = u0.to(self.step.weight.dtype).flatten(1) / self.state_scale
         traj = [z]
         for _ in range(intervals):
-            self.nfe += 1
+            self.__dict__["nfe"] += 1  # a plain dict update: nn.Module.__setattr__ costs ~1.4 µs a call
             z = z + self.step(z)
             traj.append(z)
         out = torch.stack(traj, dim=1) * self.state_scale
