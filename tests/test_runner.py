@@ -167,3 +167,11 @@ def test_solver_step_guard_gives_a_failed_record(tmp_path: Path) -> None:
     assert rec["status"] == "failed"
     assert "max_num_steps" in rec["error"] and "\n" not in rec["error"]
     assert rec["model"]["distribution"] == "odebench"
+
+
+def test_same_seed_in_two_child_processes_gives_identical_metrics(fake_models, tmp_path: Path) -> None:
+    a, _ = sweep(tmp_path / "a", ["fake-ok"], seeds=(7,))
+    b, _ = sweep(tmp_path / "b", ["fake-ok"], seeds=(7,))
+    assert a.done[0]["status"] == b.done[0]["status"] == "ok"
+    assert a.done[0]["metrics"] == b.done[0]["metrics"]
+    assert a.done[0]["train"]["val_history"] == b.done[0]["train"]["val_history"]
