@@ -160,3 +160,12 @@ def test_data_verify_passes_on_the_committed_splits(capsys: pytest.CaptureFixtur
     code, out, _ = run_main(["data", "verify"], capsys)
     assert code == 0
     assert len([line for line in out.splitlines() if line.startswith("ok ")]) == 6
+
+
+def test_data_build_check_and_rebuild_into_another_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_main(["data", "build", "--task", "heat-forecast", "--check"], capsys)
+    assert code == 0 and out.count("identical") == 3
+    code, out, _ = run_main(["data", "build", "--task", "heat-forecast", "--data-dir", str(tmp_path)], capsys)
+    assert code == 0 and len(list(tmp_path.glob("heat-forecast.*.h5"))) == 3
+    code, out, _ = run_main(["data", "verify", "--task", "heat-forecast", "--data-dir", str(tmp_path)], capsys)
+    assert code == 0 and out.startswith("ok  heat-forecast")
