@@ -82,7 +82,7 @@ def _base_record(job: Job) -> dict[str, Any]:
         "seed": job.seed,
         "profile": job.profile,
         "task": {"name": job.task, "version": None, "kind": None, "data_sha256": None},
-        "model": {"name": job.model, "distribution": None, "version": None, "hparams": dict(job.hparams)},
+        "model": {"name": job.model, "distribution": None, "version": None, "args": dict(job.hparams), "hparams": dict(job.hparams)},
         "status": "failed",
         "error": None,
         "traceback": None,
@@ -155,7 +155,7 @@ def execute_job(job: Job, write: bool = True) -> dict[str, Any]:
         data, digest = load_task_data(task, job.data_dir)
         partial["task"] = {"name": task.name, "version": task.version, "kind": task.kind, "data_sha256": digest}
         entry = registry.models.entry(job.model)
-        partial["model"] = {"name": job.model, "distribution": entry.distribution, "version": entry.version, "hparams": dict(job.hparams)}
+        partial["model"] = {"name": job.model, "distribution": entry.distribution, "version": entry.version, "args": dict(job.hparams), "hparams": dict(job.hparams)}
         protocol = protocol_for(task, job.profile)
         torch.manual_seed(job.seed)
         np.random.seed(job.seed % 2**32)

@@ -298,13 +298,23 @@ def _one_line(error: Any) -> str:
     return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 1] + "…"
 
 
+def _model_args(rec: Mapping[str, Any]) -> Any:
+    """What distinguishes a model variant: the arguments the user asked for (``--model-arg``).
+
+    Resolved defaults (``hparams``) differ between tasks, so grouping by them would split
+    one configuration into a row per system; records without ``args`` fall back to them.
+    """
+    args = rec["model"].get("args")
+    return args if isinstance(args, dict) else (rec["model"].get("hparams") or {})
+
+
 def _key(rec: Mapping[str, Any]) -> tuple[str, ...]:
     device, hardware = _hardware(rec["env"])
     return (
         str(rec["task"]["name"]),
         str(rec["profile"]),
         str(rec["model"]["name"]),
-        _canonical(rec["model"].get("hparams") or {}),
+        _canonical(_model_args(rec)),
         device,
         hardware,
         str(rec["task"].get("data_sha256")),
@@ -318,12 +328,11 @@ def _describe(rec: Mapping[str, Any]) -> str:
 def _labels(records: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], str]:
     """(model, hparams json) → label; hyperparameters appear only where a model has variants.
 
-    Built from successful records, whose hparams are the model's resolved ones (and
-    from the failures of models that never succeeded).
+    Built from the records' requested arguments (:func:`_model_args`).
     """
     variants: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     for rec in records:
-        hp = rec["model"].get("hparams") or {}
+        hp = _model_args(rec)
         variants[rec["model"]["name"]][_canonical(hp)] = hp if isinstance(hp, dict) else {"hparams": hp}
     labels: dict[tuple[str, str], str] = {}
     for model, by_json in variants.items():
@@ -333,8 +342,8 @@ def _labels(records: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], str]:
         keys = sorted({k for hp in by_json.values() for k in hp})
         differing = [k for k in keys if len({_canonical(hp.get(k, "-")) for hp in by_json.values()}) > 1]
         for js, hp in by_json.items():
-            parts = [f"{k}={_canonical(hp[k]) if k in hp else '-'}" for k in differing]
-            labels[(model, js)] = f"{model} ({', '.join(parts)})"
+            parts = [f"{k}={hp[k] if isinstance(hp[k], str) else _canonical(hp[k])}" for k in differing if k in hp]
+            labels[(model, js)] = f"{model} ({', '.join(parts)})" if parts else model
     return labels
 
 
@@ -485,7 +494,7 @@ def _failures(kept: list[dict[str, Any]], labels: Mapping[tuple[str, str], str])
             task=str(r["task"]["name"]),
             profile=str(r["profile"]),
             model=str(r["model"]["name"]),
-            label=_failure_label(str(r["model"]["name"]), r["model"].get("hparams"), labels),
+            label=_failure_label(str(r["model"]["name"]), _model_args(r), labels),
             hardware=_key(r)[5],
             seed=int(r["seed"]),
             error=_one_line(r["error"]),

@@ -6,7 +6,7 @@ Layout (``schema_version`` 1)::
     schema_version, created (ISO 8601, UTC), seed, profile, status ("ok"|"failed"),
     error (one line or null), traceback (tail or null),
     task    {name, version, kind, data_sha256},
-    model   {name, distribution, version, hparams},
+    model   {name, distribution, version, args (the --model-arg values), hparams (resolved)},
     metrics {...task metrics...},
     cost    {nfe_forward, nfe_backward, train_seconds, infer_seconds, peak_gpu_bytes,
              peak_gpu_bytes_train, peak_gpu_bytes_infer, peak_cpu_bytes, params},

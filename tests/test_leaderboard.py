@@ -273,6 +273,16 @@ def test_hparam_variants_get_distinct_labels() -> None:
     assert sorted(aggregate(recs, None).rows["label"]) == ["resnet (width=16)", "resnet (width=8)"]
 
 
+def test_variants_are_the_requested_arguments_not_the_per_task_defaults() -> None:
+    heat = make_record("toy-heat-forecast", "neural-ode", hparams={"state_scale": 1.0, "width": 64})
+    lorenz = make_record("toy-chaos-forecast", "neural-ode", hparams={"state_scale": 10.0, "width": 64})
+    rk4 = make_record("toy-chaos-forecast", "neural-ode", seed=1, hparams={"state_scale": 10.0, "width": 64, "method": "rk4"})
+    for rec, args in ((heat, {}), (lorenz, {}), (rk4, {"method": "rk4"})):
+        rec["model"]["args"] = args
+    labels = sorted(set(aggregate([heat, lorenz, rk4], None).rows["label"]))
+    assert labels == ["neural-ode", "neural-ode (method=rk4)"]
+
+
 def test_overview_mean_rank() -> None:
     recs = [
         make_record("toy-classify", "a", kind="classify", metrics={"accuracy": 0.9, "macro_f1": 0.9}),
