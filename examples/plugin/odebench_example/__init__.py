@@ -1,0 +1,8 @@
+"""An augmented Neural ODE (Dupont et al. 2019) packaged as an odebench model plugin."""
+
+from __future__ import annotations
+
+from .fields import ConvField, MLPField
+from .models import ANODEClassifier, ANODEForecaster, AugmentedODE, Solver, build_anode
+
+__all__ = ["build_anode", "AugmentedODE", "ANODEForecaster", "ANODEClassifier", "Solver", "MLPField", "ConvField"]
