@@ -71,10 +71,14 @@ class Hungry(_Base):
 
 
 class Huge(_Base):
-    """Asks for far more memory than any machine has."""
+    """Asks for ``gigabytes`` GiB at once: more than the job's memory cap, less than the machine."""
+
+    def __init__(self, task, gigabytes=3):
+        super().__init__(task)
+        self.gigabytes = gigabytes
 
     def forward(self, *args):
-        torch.ones(2**40, dtype=torch.uint8)
+        torch.ones(int(self.gigabytes * 2**30), dtype=torch.uint8)
         return super().forward(*args)
 
 
@@ -102,8 +106,8 @@ def build_hungry(task, *, megabytes=0):
     return Hungry(task, megabytes)
 
 
-def build_huge(task):
-    return Huge(task)
+def build_huge(task, *, gigabytes=3):
+    return Huge(task, gigabytes)
 
 
 def build_not_a_model(task):

@@ -169,3 +169,20 @@ def test_data_build_check_and_rebuild_into_another_directory(tmp_path: Path, cap
     assert code == 0 and len(list(tmp_path.glob("heat-forecast.*.h5"))) == 3
     code, out, _ = run_main(["data", "verify", "--task", "heat-forecast", "--data-dir", str(tmp_path)], capsys)
     assert code == 0 and out.startswith("ok  heat-forecast")
+
+
+def test_two_distributions_claiming_one_name_exit_2(fake_dist, capsys: pytest.CaptureFixture[str]) -> None:
+    fake_dist("fake-first", {"odebench.models": {"resnet": "odebench_fake_first:build"}}, {"odebench_fake_first": "def build(task):\n    pass\n"})
+    code, _, err = run_main(["list", "models"], capsys)
+    assert code == 2 and "'resnet' is registered twice" in err and "fake-first" in err and "odebench 0.1.0" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_memory_cap_through_the_cli(fake_dist, tmp_path: Path) -> None:
+    source = (Path(__file__).with_name("fake_models.py")).read_text()
+    fake_dist("odebench-fake-models", {"odebench.models": {"fake-huge": "odebench_fake_models:build_huge"}}, {"odebench_fake_models": source})
+    proc = odebench("run", "--model", "fake-huge", "--task", "lorenz-forecast", "--results", str(tmp_path), "--max-memory", "2", "--model-arg", "gigabytes=3")
+    assert proc.returncode == 1
+    (record,) = tmp_path.glob("*.json")
+    rec = json.loads(record.read_text())
+    assert rec["status"] == "failed" and rec["error"].startswith("out of memory")
