@@ -217,11 +217,6 @@ def run_sweep(jobs: Iterable[Job], executor: Executor | None = None, force: bool
     bar = tqdm(total=len(jobs), file=sys.stderr, disable=(not sys.stderr.isatty()) if progress is None else not progress, unit="job")
     try:
         for i, job in enumerate(jobs, 1):
-            if not force and _has_ok_record(job):
-                summary.skipped.append(job)
-                emit(f"[{i}/{len(jobs)}] skip {job.label}: an ok record exists (use --force to rerun)")
-                bar.update(1)
-                continue
             lock = _JobLock(job)
             if not lock.acquire():
                 summary.busy.append(job)
@@ -229,6 +224,12 @@ def run_sweep(jobs: Iterable[Job], executor: Executor | None = None, force: bool
                 bar.update(1)
                 continue
             try:
+                # Checked under the lock, so a job another sweep just finished is not run again.
+                if not force and _has_ok_record(job):
+                    summary.skipped.append(job)
+                    emit(f"[{i}/{len(jobs)}] skip {job.label}: an ok record exists (use --force to rerun)")
+                    bar.update(1)
+                    continue
                 started = time.perf_counter()
                 rec = executor.run(job)
             finally:
