@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from ..spec import TaskSpec
-from ._fields import MLP, PeriodicConv, WindowClassifier, check_forecast_input, field_channels, from_latent, make_field, to_latent
-from .resnet import check_uniform_grid, resolve_residual_hparams
+from ._fields import MLP, PeriodicConv, WindowClassifier, field_channels, make_field
+from .resnet import ResNetForecaster, resolve_residual_hparams
 
 __all__ = ["K_INIT_RANGE", "init_k", "LMForecaster", "LMStack", "build_lm_resnet"]
 
@@ -38,34 +38,19 @@ def _lm_step(z: torch.Tensor, z_prev: torch.Tensor, k: torch.Tensor, gz: torch.T
     return (1 - k) * z + k * z_prev + gz
 
 
-class LMForecaster(nn.Module):
-    """Forecast by ``depth`` LM steps of one shared ``g`` and ``k`` per sample interval."""
+class LMForecaster(ResNetForecaster):
+    """Forecast by ``depth`` LM steps of one shared ``g`` and ``k`` per sample interval.
+
+    The rollout is the ResNet's; only the step rule differs, and the two-step history
+    runs across sample intervals.
+    """
 
     def __init__(self, task: TaskSpec, field_kind: str, g: MLP | PeriodicConv, state_scale: float, depth: int) -> None:
-        super().__init__()
-        self.task = task
-        self.field_kind = field_kind
-        self.g = g
+        super().__init__(task, field_kind, g, state_scale, depth)
         self.k = init_k()
-        self.state_scale = state_scale
-        self.depth = depth
 
-    @property
-    def nfe(self) -> int:
-        return self.g.nfe
-
-    def forward(self, u0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        check_forecast_input(self.task, u0, t)
-        intervals = check_uniform_grid(self.task, t)
-        z = to_latent(u0.to(self.k.dtype), self.field_kind, self.state_scale)
-        z_prev = None
-        traj = [z]
-        for _ in range(intervals):
-            for _ in range(self.depth):
-                z_next = z + self.g(z) if z_prev is None else _lm_step(z, z_prev, self.k, self.g(z))
-                z_prev, z = z, z_next
-            traj.append(z)
-        return from_latent(torch.stack(traj, dim=1), self.task.state_shape, self.state_scale)
+    def step(self, z: torch.Tensor, z_prev: torch.Tensor | None) -> torch.Tensor:
+        return z + self.g(z) if z_prev is None else _lm_step(z, z_prev, self.k, self.g(z))
 
 
 class LMStack(nn.Module):

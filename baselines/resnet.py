@@ -61,14 +61,19 @@ class ResNetForecaster(nn.Module):
     def nfe(self) -> int:
         return self.g.nfe
 
+    def step(self, z: torch.Tensor, z_prev: torch.Tensor | None) -> torch.Tensor:
+        """One residual step (forward Euler); ``z_prev`` is there for multistep subclasses."""
+        return z + self.g(z)
+
     def forward(self, u0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         check_forecast_input(self.task, u0, t)
         intervals = check_uniform_grid(self.task, t)
         z = to_latent(u0.to(next(self.g.parameters()).dtype), self.field_kind, self.state_scale)
+        z_prev = None
         traj = [z]
         for _ in range(intervals):
             for _ in range(self.depth):
-                z = z + self.g(z)
+                z_prev, z = z, self.step(z, z_prev)
             traj.append(z)
         return from_latent(torch.stack(traj, dim=1), self.task.state_shape, self.state_scale)
 
