@@ -111,11 +111,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _supported(factory: Any, kind: str) -> bool:
-    kinds = getattr(factory, "task_kinds", None)
-    return kinds is None or kind in kinds
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from . import registry
     from .measure import resolve_device
@@ -143,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _verify_data(task_names, args.data_dir)
     jobs = []
     for job in plan_jobs(model_names, task_names, seeds, args.profile, results, hparams=hparams, device=args.device, threads=args.threads, timeout_s=args.timeout, max_memory_bytes=int(args.max_memory * 2**30) if args.max_memory else None, data_dir=args.data_dir):
-        if _supported(registry.model_factory(job.model), specs[job.task].kind):
+        if registry.model_supports(job.model, specs[job.task].kind):
             jobs.append(job)
     for name in model_names:
         if not any(j.model == name for j in jobs):

@@ -28,6 +28,8 @@ __all__ = [
     "models",
     "tasks",
     "load_task",
+    "model_factory",
+    "model_supports",
     "build_model",
 ]
 
@@ -154,6 +156,12 @@ def model_factory(name: str) -> Callable[..., torch.nn.Module]:
         entry = models.entry(name)
         raise PluginError(f"model {name!r} from distribution {entry.owner} points at a {type(obj).__name__}, not a callable factory")
     return obj
+
+
+def model_supports(name: str, kind: str) -> bool:
+    """Whether model ``name`` builds for tasks of ``kind``, by its factory's optional ``task_kinds``."""
+    kinds = getattr(model_factory(name), "task_kinds", None)
+    return kinds is None or kind in kinds
 
 
 def build_model(name: str, task: TaskSpec, hparams: dict[str, Any] | None = None) -> torch.nn.Module:

@@ -57,9 +57,9 @@ def _example_input(task: TaskSpec, batch: int, generator: torch.Generator) -> to
 def check_task(name: str, task: TaskSpec, hparams: dict[str, Any], batch: int = 2) -> TaskCheck:
     """Run the contract checks of model ``name`` on one task."""
     try:
-        kinds = getattr(registry.model_factory(name), "task_kinds", None)
-        if kinds is not None and task.kind not in kinds:
-            return TaskCheck(task.name, "skip", f"declares task_kinds={tuple(kinds)}")
+        if not registry.model_supports(name, task.kind):
+            kinds = tuple(registry.model_factory(name).task_kinds)
+            return TaskCheck(task.name, "skip", f"declares task_kinds={kinds}")
         model = registry.build_model(name, task, hparams)
     except registry.PluginError as exc:
         return TaskCheck(task.name, "fail", str(exc))

@@ -43,3 +43,12 @@ def fake_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., 
     yield make
     for name in [m for m in sys.modules if m.startswith("odebench_fake_")]:
         del sys.modules[name]
+
+
+@pytest.fixture
+def fake_models(fake_dist: Callable[..., Path]) -> None:
+    """Install tests/fake_models.py (deliberately broken models) as the distribution odebench-fake-models."""
+    source = (Path(__file__).resolve().parent / "fake_models.py").read_text()
+    namespace: dict = {}
+    exec(compile(source, "fake_models.py", "exec"), namespace)
+    fake_dist("odebench-fake-models", {"odebench.models": namespace["ENTRY_POINTS"]}, {"odebench_fake_models": source})

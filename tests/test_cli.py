@@ -178,9 +178,7 @@ def test_two_distributions_claiming_one_name_exit_2(fake_dist, capsys: pytest.Ca
     assert len(err.strip().splitlines()) == 1
 
 
-def test_memory_cap_through_the_cli(fake_dist, tmp_path: Path) -> None:
-    source = (Path(__file__).with_name("fake_models.py")).read_text()
-    fake_dist("odebench-fake-models", {"odebench.models": {"fake-huge": "odebench_fake_models:build_huge"}}, {"odebench_fake_models": source})
+def test_memory_cap_through_the_cli(fake_models, tmp_path: Path) -> None:
     proc = odebench("run", "--model", "fake-huge", "--task", "lorenz-forecast", "--results", str(tmp_path), "--max-memory", "2", "--model-arg", "gigabytes=3")
     assert proc.returncode == 1
     (record,) = tmp_path.glob("*.json")

@@ -13,22 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from odebench.jobs import Job
 from odebench.results import read_record, read_records
 from odebench.runner import LocalProcessExecutor, plan_jobs, run_sweep
 
 TASK = "lorenz-forecast"
-HERE = Path(__file__).resolve().parent
-
-
-@pytest.fixture
-def fake_models(fake_dist) -> None:
-    namespace: dict = {}
-    source = (HERE / "fake_models.py").read_text()
-    exec(compile(source, "fake_models.py", "exec"), namespace)
-    fake_dist("odebench-fake-models", {"odebench.models": namespace["ENTRY_POINTS"]}, {"odebench_fake_models": source})
 
 
 def sweep(results: Path, models: list[str], seeds=(0,), **fields) -> tuple:

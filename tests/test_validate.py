@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -10,15 +9,6 @@ from odebench.cli import main
 from odebench.validate import validate_model
 
 TASKS = ["lorenz-forecast", "heat-classify"]
-HERE = Path(__file__).resolve().parent
-
-
-@pytest.fixture
-def fake_models(fake_dist) -> None:
-    namespace: dict = {}
-    source = (HERE / "fake_models.py").read_text()
-    exec(compile(source, "fake_models.py", "exec"), namespace)
-    fake_dist("odebench-fake-models", {"odebench.models": namespace["ENTRY_POINTS"]}, {"odebench_fake_models": source})
 
 
 @pytest.mark.parametrize("name", ["neural-ode", "resnet", "lm-resnet"])
