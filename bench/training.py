@@ -207,8 +207,8 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
     return facts, clock.seconds, nfe_backward_total / max(1, facts["steps"])
 
 
-def _evaluate(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Protocol, device: torch.device) -> tuple[dict[str, Any], float, float, int]:
-    """Score on the test split. Returns (metrics, infer_seconds, mean NFE-F per forward, n)."""
+def _evaluate(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Protocol, device: torch.device) -> tuple[dict[str, Any], float, float]:
+    """Score on the test split. Returns (metrics, infer_seconds, mean NFE-F per forward)."""
     n = data.test_u.shape[0] if protocol.test_limit is None else min(protocol.test_limit, data.test_u.shape[0])
     test_u = np.asarray(data.test_u[:n], dtype=np.float32)
     bs = protocol.eval_batch_size
@@ -238,7 +238,7 @@ def _evaluate(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: 
     else:
         metrics = classify_metrics(pred, np.asarray(data.test_y[:n]), int(task.n_classes or 0))
     metrics["n_test"] = int(n)
-    return metrics, clock.seconds, float(np.mean(nfes)), n
+    return metrics, clock.seconds, float(np.mean(nfes))
 
 
 def train_and_evaluate(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Protocol, device: torch.device, seed: int) -> Outcome:
@@ -247,7 +247,7 @@ def train_and_evaluate(task: TaskSpec, model: torch.nn.Module, data: TaskData, p
     with train_peak.tracking():
         facts, train_seconds, nfe_backward = _train(task, model, data, protocol, device, seed)
     with infer_peak.tracking():
-        metrics, infer_seconds, nfe_forward, _ = _evaluate(task, model, data, protocol, device)
+        metrics, infer_seconds, nfe_forward = _evaluate(task, model, data, protocol, device)
     peaks = [b for b in (train_peak.bytes, infer_peak.bytes) if b is not None]
     cost = {
         "nfe_forward": nfe_forward,
