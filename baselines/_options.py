@@ -56,13 +56,18 @@ class SystemDefaults:
     channels: int
 
 
+#: Keyed by ``TaskSpec.system`` as the built-in tasks spell it.
 SYSTEM_DEFAULTS: dict[str, SystemDefaults] = {
-    "lorenz": SystemDefaults(field="mlp", state_scale=10.0, width=64, depth=3, channels=32),
-    "heat": SystemDefaults(field="conv", state_scale=1.0, width=16, depth=2, channels=16),
-    "ks": SystemDefaults(field="conv", state_scale=1.0, width=32, depth=3, channels=16),
+    "lorenz63": SystemDefaults(field="mlp", state_scale=10.0, width=64, depth=3, channels=32),
+    "heat1d": SystemDefaults(field="conv", state_scale=1.0, width=16, depth=2, channels=16),
+    "ks1d": SystemDefaults(field="conv", state_scale=1.0, width=32, depth=3, channels=16),
 }
 _GENERIC = SystemDefaults(field="mlp", state_scale=1.0, width=64, depth=3, channels=32)
-_ALIASES = {"lorenz63": "lorenz", "lorenz-63": "lorenz", "kuramoto-sivashinsky": "ks", "kuramoto_sivashinsky": "ks", "diffusion": "heat"}
+_ALIASES = {
+    "lorenz": "lorenz63", "lorenz-63": "lorenz63",
+    "heat": "heat1d", "diffusion": "heat1d",
+    "ks": "ks1d", "kuramoto-sivashinsky": "ks1d", "kuramoto_sivashinsky": "ks1d",
+}
 
 
 def system_defaults(task: TaskSpec) -> SystemDefaults:

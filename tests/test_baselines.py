@@ -12,12 +12,14 @@ import torch.nn.functional as F
 from scipy.integrate import solve_ivp
 
 from odebench.baselines import SolverStepLimitError
+from odebench.baselines._fields import MLP, PeriodicConv
 from odebench.baselines.floors import build_linear, build_majority, build_persistence
 from odebench.baselines.lm_resnet import build_lm_resnet
 from odebench.baselines.neural_ode import ADAPTIVE_METHODS, FIXED_METHODS, build_neural_ode
 from odebench.baselines.resnet import build_resnet
 from odebench.registry import PluginError, build_model, models
 from odebench.spec import TaskSpec, UnsupportedTaskError
+from odebench.tasks.specs import ALL_SPECS
 
 torch.set_num_threads(1)
 
@@ -31,12 +33,12 @@ def _classify(system: str, shape: tuple[int, ...], dt: float, n_classes: int) ->
 
 
 TASKS = {
-    "lorenz-forecast": _forecast("lorenz", (3,), 0.01),
-    "heat-forecast": _forecast("heat", (64,), 0.05),
-    "ks-forecast": _forecast("ks", (64,), 0.25),
-    "lorenz-classify": _classify("lorenz", (3,), 0.01, 3),
-    "heat-classify": _classify("heat", (64,), 0.05, 4),
-    "ks-classify": _classify("ks", (64,), 0.25, 2),
+    "lorenz-forecast": _forecast("lorenz63", (3,), 0.01),
+    "heat-forecast": _forecast("heat1d", (64,), 0.05),
+    "ks-forecast": _forecast("ks1d", (64,), 0.25),
+    "lorenz-classify": _classify("lorenz63", (3,), 0.01, 3),
+    "heat-classify": _classify("heat1d", (64,), 0.05, 4),
+    "ks-classify": _classify("ks1d", (64,), 0.25, 2),
 }
 ARCHITECTURES = ("neural-ode", "resnet", "lm-resnet")
 FACTORIES = {"neural-ode": build_neural_ode, "resnet": build_resnet, "lm-resnet": build_lm_resnet}
@@ -46,7 +48,7 @@ HEAT = TASKS["heat-forecast"]
 
 def _state(task: TaskSpec, batch: int, seed: int = 0) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
-    scale = 10.0 if task.system == "lorenz" else 1.0
+    scale = 10.0 if task.system == "lorenz63" else 1.0
     return scale * torch.randn(batch, *task.state_shape, generator=gen)
 
 
@@ -451,10 +453,33 @@ def test_bad_values_are_value_errors_naming_the_argument(name: str, hparams: dic
 
 
 def test_system_names_choose_the_field_and_scale() -> None:
-    lorenz63 = TaskSpec(name="l", version="test", kind="forecast", system="lorenz63", state_shape=(3,), dt=0.01, n_times=5, train_window=3)
-    assert build_resnet(lorenz63).hparams["field"] == "mlp" and build_resnet(lorenz63).hparams["state_scale"] == 10.0
+    lorenz = TaskSpec(name="l", version="test", kind="forecast", system="lorenz", state_shape=(3,), dt=0.01, n_times=5, train_window=3)
+    assert build_resnet(lorenz).hparams["field"] == "mlp" and build_resnet(lorenz).hparams["state_scale"] == 10.0
     assert build_resnet(TASKS["ks-forecast"]).hparams["field"] == "conv"
     assert build_resnet(TASKS["heat-classify"]).hparams["field"] == "conv"
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_built_in_tasks_get_their_system_field(name: str) -> None:
+    """The shipped specs, not look-alikes: heat and KS get a periodic convolution, Lorenz an MLP.
+
+    An unknown system silently falls back to an MLP, so a spelling mismatch between a
+    spec's ``system`` and the defaults table would swap the architecture unnoticed.
+    """
+    expected = {"heat1d": "conv", "ks1d": "conv", "lorenz63": "mlp"}
+    for task in ALL_SPECS.values():
+        model = FACTORIES[name](task)
+        assert model.hparams["field"] == expected[task.system], task.name
+        fields = [m for m in model.modules() if isinstance(m, (PeriodicConv, MLP))]
+        assert fields and all(isinstance(m, PeriodicConv if expected[task.system] == "conv" else MLP) for m in fields), task.name
+
+
+@pytest.mark.parametrize("kind", ["forecast", "classify"])
+def test_built_in_tasks_have_comparable_parameter_counts(kind: str) -> None:
+    for task in ALL_SPECS.values():
+        if task.kind == kind:
+            counts = {name: _n_params(FACTORIES[name](task)) for name in ARCHITECTURES}
+            assert max(counts.values()) <= 1.5 * min(counts.values()), (task.name, counts)
 
 
 def test_ints_are_accepted_where_floats_are_expected() -> None:
