@@ -719,6 +719,9 @@ def _notes(r: Mapping[str, Any], summary: TaskSummary) -> str:
         notes.append(f"{r['n_failed']}/{r['n'] + r['n_failed']} seeds failed")
     if r["n_truncated"]:
         notes.append(f"{r['n_truncated']}/{r['n']} truncated by the wall-clock cap")
+    diverged = r.get("metrics.diverged_fraction", math.nan)
+    if diverged is not None and math.isfinite(diverged) and diverged > 0:
+        notes.append(f"forecast diverged (NaN/Inf) on {_percent(diverged)} of test trajectories: nRMSE there is ∞, shown —")
     col = f"metrics.{summary.main_metric}"
     missing = int(r["n"]) - int(r.get(f"{col}:n", 0) or 0)
     if missing:
@@ -805,7 +808,8 @@ def _legend(agg: Aggregate) -> list[str]:
         "- ↑ higher is better, ↓ lower is better; the best displayed value of each such column is in **bold** (ties: all bold). Columns without an arrow are not ranked.",
         "- Main score: accuracy for classification; for forecasting, VPT for chaotic systems and the nRMSE mean otherwise. It is shown as mean ± sample standard deviation (ddof = 1) over seeds, n = the number of successful seeds; other columns show the mean over the same seeds.",
         "- Rank: competition ranking (1, 1, 3) of the main score's mean as displayed, within one task and profile. The overview gives each model's best rank per table and its mean rank over the tables in which it has one.",
-        "- nRMSE(t) = sqrt(mean_i ((ŷ_i(t) − y_i(t)) / σ_i)²), with σ_i the per-dimension standard deviation of the *training* split (Vlachas et al. 2020), averaged over test trajectories. nRMSE@t is read at time t in the task's time unit; the nRMSE mean is over the whole horizon.",
+        "- nRMSE(t) = sqrt(mean_i ((ŷ_i(t) − y_i(t)) / σ_i)²), with σ_i the per-dimension standard deviation of the *training* split (Vlachas et al. 2020), averaged over test trajectories. nRMSE@t is read at time t in the task's time unit; the nRMSE mean is over the whole horizon. "
+        "A rollout that diverges (NaN/Inf) is infinitely wrong from then on: its VPT still counts, a mean nRMSE that includes it shows —, and the notes give the share of diverged test trajectories.",
     ]
     if chaotic:
         lines.append(

@@ -8,6 +8,10 @@ Conventions (stated in every leaderboard header):
 * VPT is the first time a trajectory's nRMSE(t) exceeds the threshold (0.5), times λ1,
   i.e. in Lyapunov times; a trajectory that never exceeds it is capped at the horizon and
   counted in ``vpt_capped_fraction``.
+* A prediction with NaN or Inf entries (a rollout that diverged) has nRMSE = inf from
+  that time on: it exceeds every threshold, and any mean over trajectories that
+  includes it is inf (stored as null in JSON). ``diverged_fraction`` is the share of
+  test trajectories with such entries.
 """
 
 from __future__ import annotations
@@ -37,9 +41,11 @@ def nrmse_curve(pred: np.ndarray, target: np.ndarray, sigma: np.ndarray) -> np.n
     sigma = np.broadcast_to(np.asarray(sigma, dtype=np.float64), pred.shape[2:])
     if not np.all(sigma > 0):
         raise ValueError("sigma must be positive in every dimension")
-    z = (pred - target) / sigma
-    axes = tuple(range(2, z.ndim))
-    return np.sqrt(np.mean(z * z, axis=axes)) if axes else np.abs(z)
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = (pred - target) / sigma
+        axes = tuple(range(2, z.ndim))
+        curve = np.sqrt(np.mean(z * z, axis=axes)) if axes else np.abs(z)
+    return np.where(np.isfinite(curve), curve, np.inf)  # NaN (a diverged state) counts as infinitely wrong
 
 
 def valid_prediction_time(curve: np.ndarray, times: np.ndarray, threshold: float = 0.5, lyapunov_exponent: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +92,9 @@ def forecast_metrics(pred: np.ndarray, target: np.ndarray, sigma: np.ndarray, ti
     curve = nrmse_curve(pred, target, sigma)
     times = np.asarray(times, dtype=np.float64)
     mean_curve = curve.mean(axis=0)
-    out: dict[str, object] = {"nrmse_mean": float(mean_curve[1:].mean())}
+    pred = np.asarray(pred, dtype=np.float64)
+    diverged = ~np.isfinite(pred.reshape(pred.shape[0], -1)).all(axis=1)
+    out: dict[str, object] = {"nrmse_mean": float(mean_curve[1:].mean()), "diverged_fraction": float(diverged.mean())}
     for s in eval_times:
         k = int(np.argmin(np.abs(times - s)))
         out[f"nrmse@{s:g}"] = float(mean_curve[k])

@@ -417,3 +417,14 @@ def test_all_records_stale_says_so() -> None:
     md = render_markdown(agg)
     assert agg.empty and "all 1 record(s) were excluded" in md
     assert "- skipped x.json: bad" in md
+
+
+def test_a_diverged_forecast_keeps_its_vpt_and_says_where_nrmse_went() -> None:
+    diverged = forecast_metrics(vpt=1.5)
+    diverged.update({"nrmse_mean": None, "nrmse@2": None, "diverged_fraction": 0.25})  # inf is stored as JSON null
+    recs = [make_record(model="steady", metrics={**forecast_metrics(vpt=1.0), "diverged_fraction": 0.0}), make_record(model="blows-up", metrics=diverged)]
+    table = table_of(render_markdown(aggregate(recs, None)), "toy-chaos-forecast")
+    assert column(table, "model") == ["blows-up", "steady"]  # ranked on VPT, which a divergence does not hide
+    assert column(table, "main: VPT")[0] == "**1.50** (n=1)"
+    assert column(table, "nRMSE@2")[0] == "—" and column(table, "nRMSE@1")[0] == "**0.0500**"
+    assert column(table, "notes") == ["forecast diverged (NaN/Inf) on 25% of test trajectories: nRMSE there is ∞, shown —", ""]

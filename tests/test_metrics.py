@@ -70,3 +70,28 @@ def test_accuracy_and_macro_f1() -> None:
     assert macro_f1(pred, labels, 3) == pytest.approx(np.mean(f1))
     m = classify_metrics(np.eye(3)[pred] * 5.0, labels, 3)
     assert m["accuracy"] == pytest.approx(4 / 6)
+
+
+def test_a_diverged_trajectory_is_infinitely_wrong_from_where_it_diverges() -> None:
+    times = np.arange(5) * 1.0
+    target = np.zeros((2, 5, 2))
+    pred = np.zeros((2, 5, 2))
+    pred[0, 1:, 0] = 0.1  # a good trajectory
+    pred[1, 1, 0] = 0.2
+    pred[1, 2, 0] = 1e30  # then it blows up: overflow to inf in the square, NaN later
+    pred[1, 3:, :] = np.nan
+    curve = nrmse_curve(pred, target, np.ones(2))
+    assert np.all(np.isfinite(curve[0])) and np.isfinite(curve[1, 1])
+    assert np.all(curve[1, 2:] > 1e29) and np.all(np.isinf(curve[1, 3:]))
+    m = forecast_metrics(pred, target, np.ones(2), times, (1.0, 4.0), lyapunov_exponent=0.5)
+    assert m["diverged_fraction"] == 0.5
+    assert m["nrmse@1"] == pytest.approx((0.1 / np.sqrt(2) + 0.2 / np.sqrt(2)) / 2)
+    assert m["nrmse@4"] == np.inf and m["nrmse_mean"] == np.inf
+    # VPT is still measured: the first trajectory is capped at the horizon, the second fails at t = 2.
+    assert m["vpt"] == pytest.approx((4.0 * 0.5 + 2.0 * 0.5) / 2) and m["vpt_capped_fraction"] == 0.5
+
+
+def test_a_finite_forecast_has_no_diverged_trajectories() -> None:
+    times = np.arange(3) * 1.0
+    m = forecast_metrics(np.ones((2, 3, 1)), np.zeros((2, 3, 1)), np.ones(1), times, (1.0,), lyapunov_exponent=None)
+    assert m["diverged_fraction"] == 0.0 and m["nrmse_mean"] == 1.0

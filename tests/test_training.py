@@ -137,6 +137,27 @@ def test_contract_violations_raise_model_output_error(model: type, match: str) -
         train_and_evaluate(CLASSIFY, model(), classify_data(), protocol_for(CLASSIFY, "quick"), CPU, 0)
 
 
+class Exploding(Stepper):
+    """Trains like a Stepper on the short training windows, then overflows to Inf and NaN
+    on the longer test rollout."""
+
+    def forward(self, u0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        out = super().forward(u0, t)
+        if t.shape[0] > FORECAST.train_window:
+            out = out.clone()
+            out[:1, 8] = float("inf")
+            out[:1, 9:] = float("nan")
+        return out
+
+
+def test_a_forecast_that_diverges_on_the_test_horizon_is_scored_not_failed() -> None:
+    torch.manual_seed(0)
+    out = train_and_evaluate(FORECAST, Exploding(), forecast_data(), protocol_for(FORECAST, "quick"), CPU, 0)
+    assert out.metrics["diverged_fraction"] == pytest.approx(1 / 8)
+    assert out.metrics["nrmse_mean"] == float("inf")
+    assert np.isfinite(out.metrics["vpt"]) and out.metrics["vpt"] <= FORECAST.times[8] * 1.0 + 1e-9 + 7 * FORECAST.times[-1] / 8
+
+
 def test_wall_clock_cap_truncates_and_says_so() -> None:
     proto = protocol_for(CLASSIFY, "quick")
     capped = Protocol(**{**proto.to_dict(), "max_steps": 10_000, "wall_clock_cap_s": 0.3, "eval_every": 10_000})
