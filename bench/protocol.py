@@ -3,7 +3,11 @@
 The harness owns the optimiser, learning-rate schedule, batch size, step budget, early
 stopping and wall-clock cap (AlgoPerf's split); a model only owns its architecture.
 
-* Optimiser: Adam (β = 0.9, 0.999), gradient-norm clipping at 1.0.
+* Optimiser: Adam (β = 0.9, 0.999), peak learning rate 3e-3, gradient-norm clipping at 1.0.
+  (Measured on the baselines, 3 seeds each: 3e-3 against 1e-3 under the same 2000-step
+  cosine schedule lifted the Neural ODE's Lorenz-63 VPT from 2.5 to 3.2 Lyapunov times
+  and the LM-ResNet's Lorenz-63 accuracy from 0.80 to 0.94; the ResNet's heat nRMSE
+  fell from 0.0067 to 0.0030 on seed 0.)
 * Schedule: linear warm-up over the first 5 % of steps, then cosine decay to 1 % of the peak.
 * Forecasting loss: mean over a rollout of ``task.train_window`` samples of the squared
   error normalised per dimension by the training split's σ (the same σ as nRMSE).
@@ -73,7 +77,7 @@ _BASE = {
         profile="standard",
         max_steps=2000,
         batch_size=32,
-        learning_rate=1e-3,
+        learning_rate=3e-3,
         weight_decay=0.0,
         grad_clip=1.0,
         warmup_fraction=0.05,
