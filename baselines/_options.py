@@ -60,7 +60,7 @@ class SystemDefaults:
 SYSTEM_DEFAULTS: dict[str, SystemDefaults] = {
     "lorenz63": SystemDefaults(field="mlp", state_scale=10.0, width=64, depth=3, channels=32),
     "heat1d": SystemDefaults(field="conv", state_scale=1.0, width=16, depth=2, channels=16),
-    "ks1d": SystemDefaults(field="conv", state_scale=1.0, width=32, depth=3, channels=16),
+    "ks1d": SystemDefaults(field="conv", state_scale=1.0, width=16, depth=3, channels=16),
 }
 _GENERIC = SystemDefaults(field="mlp", state_scale=1.0, width=64, depth=3, channels=32)
 _ALIASES = {
