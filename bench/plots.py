@@ -21,10 +21,12 @@ if TYPE_CHECKING:
 
     from .leaderboard import Aggregate
 
-__all__ = ["DPI", "pareto_front", "error_growth_png", "pareto_png", "task_plots"]
+__all__ = ["DPI", "CURVE_TOP", "pareto_front", "error_growth_png", "pareto_png", "task_plots"]
 
 DPI = 100
 _CURVE_SIZE = (7.5, 4.8)
+#: Top of the error-growth plot's nRMSE axis (see :func:`error_growth_png`).
+CURVE_TOP = 1e2
 _PARETO_SIZE = (11.0, 5.0)
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 
@@ -72,7 +74,9 @@ def error_growth_png(curves: Mapping[str, tuple[Sequence[float], Sequence[float]
     """nRMSE(t) per series on a log axis, series in sorted order; ``threshold`` drawn if given.
 
     Non-positive values (the exact initial state at t = 0) cannot sit on a log axis
-    and are left out of the line.
+    and are left out of the line, as are infinite ones (a diverged rollout). The axis
+    stops at :data:`CURVE_TOP`: a forecast that is merely wrong saturates near √2, so
+    anything above is a blow-up, and following it to 1e30 would flatten every other curve.
     """
     from matplotlib import style as mpl_style
 
@@ -81,16 +85,21 @@ def error_growth_png(curves: Mapping[str, tuple[Sequence[float], Sequence[float]
     with mpl_style.context("default"):
         fig = _figure(_CURVE_SIZE)
         ax = fig.add_subplot()
+        highest = 0.0
         for i, label in enumerate(sorted(curves)):
             t, y = (np.asarray(a, dtype=np.float64) for a in curves[label])
             if t.shape != y.shape or t.ndim != 1:
                 raise ValueError(f"curve {label!r}: t and nrmse must be 1-D of equal length, got {t.shape} and {y.shape}")
             keep = np.isfinite(y) & (y > 0)
+            highest = max(highest, float(y[keep].max(initial=0.0)))
             style = _style(i)
             ax.plot(t[keep], y[keep], color=style["color"], label=label, linewidth=1.5)
         if threshold is not None:
             ax.axhline(threshold, color="0.4", linestyle="--", linewidth=1.0, label=f"VPT threshold {threshold:g}")
         ax.set_yscale("log")
+        if highest > CURVE_TOP:
+            ax.set_ylim(top=CURVE_TOP)
+            ax.text(0.01, 0.98, f"axis cut at {CURVE_TOP:g}: curves leaving the top blow up", transform=ax.transAxes, va="top", fontsize="small", color="0.3")
         ax.set_xlabel(time_label)
         ax.set_ylabel("nRMSE (σ of the training split) ↓")
         ax.set_title(title)

@@ -428,3 +428,16 @@ def test_a_diverged_forecast_keeps_its_vpt_and_says_where_nrmse_went() -> None:
     assert column(table, "main: VPT")[0] == "**1.50** (n=1)"
     assert column(table, "nRMSE@2")[0] == "—" and column(table, "nRMSE@1")[0] == "**0.0500**"
     assert column(table, "notes") == ["forecast diverged (NaN/Inf) on 25% of test trajectories: nRMSE there is ∞, shown —", ""]
+
+
+def test_error_growth_axis_stops_above_saturation_when_a_curve_blows_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    from odebench import plots
+
+    monkeypatch.setattr(plots, "_png", lambda fig: fig)  # keep the figure to read its axis
+    t = [0.0, 1.0, 2.0, 3.0]
+    steady = {"steady": (t, [0.0, 0.01, 0.1, 1.0])}
+    fig = plots.error_growth_png(steady, title="x", time_label="t")
+    assert fig.axes[0].get_ylim()[1] < plots.CURVE_TOP
+    fig = plots.error_growth_png({**steady, "blows-up": (t, [0.0, 0.02, 1e30, math.inf])}, title="x", time_label="t")
+    assert fig.axes[0].get_ylim()[1] == plots.CURVE_TOP
+    assert any("blow up" in text.get_text() for text in fig.axes[0].texts)
