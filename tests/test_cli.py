@@ -107,6 +107,28 @@ def test_run_then_leaderboard_end_to_end(tmp_path: Path) -> None:
     assert (results / "plots" / "lorenz-forecast__error_growth.png").exists()
 
 
+BASELINES = ("neural-ode", "resnet", "lm-resnet", "persistence", "majority", "linear")
+
+
+def test_every_baseline_on_every_task_writes_an_ok_quick_record(tmp_path: Path) -> None:
+    """The whole built-in grid through the CLI, as a user's first sweep would run it."""
+    from odebench.tasks.specs import ALL_SPECS
+
+    proc = odebench("run", "--model", ",".join(BASELINES), "--task", "all", "--profile", "quick", "--results", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    records = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
+    assert all(r["status"] == "ok" for r in records), [(r["task"]["name"], r["model"]["name"], r.get("error")) for r in records if r["status"] != "ok"]
+    floors = {"forecast": "persistence", "classify": "majority"}
+    expected = {(task, model) for task, spec in ALL_SPECS.items() for model in ("neural-ode", "resnet", "lm-resnet", "linear", floors[spec.kind])}
+    assert {(r["task"]["name"], r["model"]["name"]) for r in records} == expected
+    for r in records:
+        main = "accuracy" if r["task"]["kind"] == "classify" else ("vpt" if "vpt" in r["metrics"] else "nrmse_mean")
+        assert r["metrics"][main] is not None, (r["task"]["name"], r["model"]["name"])
+        trained = r["model"]["name"] in ("neural-ode", "resnet", "lm-resnet")
+        assert (r["cost"]["nfe_forward"] > 0) == (trained or r["model"]["name"] == "linear" and r["task"]["kind"] == "forecast"), r["model"]["name"]
+        assert (r["cost"]["params"] > 0) == (r["model"]["name"] != "persistence")
+
+
 def test_mixed_kinds_skip_unsupported_pairs(tmp_path: Path) -> None:
     proc = odebench("run", "--model", "persistence,majority", "--task", "lorenz-forecast,heat-classify", "--results", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
