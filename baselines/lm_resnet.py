@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from ..spec import TaskSpec
-from ._fields import MLP, PeriodicConv, WindowClassifier, field_channels, make_field
-from .resnet import ResNetForecaster, resolve_residual_hparams
+from ._fields import MLP, PeriodicConv
+from .resnet import ResNetForecaster, assemble_residual_model, resolve_residual_hparams
 
 __all__ = ["K_INIT_RANGE", "init_k", "LMForecaster", "LMStack", "build_lm_resnet"]
 
@@ -84,12 +84,4 @@ def build_lm_resnet(
 ) -> nn.Module:
     """An LM-ResNet for ``task`` (forecast or classify); arguments as for ``resnet``."""
     hp = resolve_residual_hparams(task, width, depth, layers, activation, field, state_scale)
-    channels = field_channels(task, hp["field"])
-    if task.kind == "forecast":
-        g = make_field(hp["field"], channels, hp["width"], hp["layers"], hp["activation"])
-        model: nn.Module = LMForecaster(task, hp["field"], g, hp["state_scale"], hp["depth"])
-    else:
-        blocks = [make_field(hp["field"], channels, hp["width"], hp["layers"], hp["activation"]) for _ in range(hp["depth"])]
-        model = WindowClassifier(task, hp["field"], channels, hp["activation"], hp["state_scale"], LMStack(blocks))
-    model.hparams = hp
-    return model
+    return assemble_residual_model(task, hp, LMForecaster, LMStack)

@@ -23,7 +23,7 @@ from ..spec import TaskSpec
 from ._fields import MLP, PeriodicConv, WindowClassifier, check_forecast_input, field_channels, from_latent, make_field, to_latent
 from ._options import ACTIVATIONS, choice, positive_float, positive_int, resolve_field, system_defaults
 
-__all__ = ["CLASSIFY_DEPTH", "check_uniform_grid", "ResNetForecaster", "ResidualStack", "resolve_residual_hparams", "build_resnet"]
+__all__ = ["CLASSIFY_DEPTH", "check_uniform_grid", "ResNetForecaster", "ResidualStack", "resolve_residual_hparams", "assemble_residual_model", "build_resnet"]
 
 #: Default number of residual blocks of a classifier (see :data:`neural_ode.CLASSIFY_STEP_SIZE`).
 CLASSIFY_DEPTH = 4
@@ -141,15 +141,23 @@ def build_resnet(
     function. ``activation``, ``field``, ``state_scale``: as for ``neural-ode``.
     """
     hp = resolve_residual_hparams(task, width, depth, layers, activation, field, state_scale)
+    return assemble_residual_model(task, hp, ResNetForecaster, ResidualStack)
+
+
+def assemble_residual_model(task: TaskSpec, hp: dict[str, Any], forecaster: type[ResNetForecaster], stack: type[nn.Module]) -> nn.Module:
+    """The model a residual family builds from resolved ``hp``: ``forecaster`` around one
+    shared ``g`` for forecasting, ``stack`` of ``depth`` blocks inside the classifier shell.
+
+    The ResNet and the LM-ResNet differ only in these two classes.
+    """
     channels = field_channels(task, hp["field"])
 
     def g() -> MLP | PeriodicConv:
         return make_field(hp["field"], channels, hp["width"], hp["layers"], hp["activation"])
 
     if task.kind == "forecast":
-        model: nn.Module = ResNetForecaster(task, hp["field"], g(), hp["state_scale"], hp["depth"])
+        model: nn.Module = forecaster(task, hp["field"], g(), hp["state_scale"], hp["depth"])
     else:
-        body = ResidualStack([g() for _ in range(hp["depth"])])
-        model = WindowClassifier(task, hp["field"], channels, hp["activation"], hp["state_scale"], body)
+        model = WindowClassifier(task, hp["field"], channels, hp["activation"], hp["state_scale"], stack([g() for _ in range(hp["depth"])]))
     model.hparams = hp
     return model
