@@ -49,13 +49,9 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def _example_input(task: TaskSpec, batch: int, generator: torch.Generator) -> torch.Tensor:
-    steps = task.train_window if task.kind == "forecast" else task.n_times
-    return torch.randn((batch, int(steps or task.n_times), *task.state_shape), generator=generator)
-
-
 def check_task(name: str, task: TaskSpec, hparams: dict[str, Any], batch: int = 2) -> TaskCheck:
     """Run the contract checks of model ``name`` on one task."""
+    objective = task.objective
     try:
         if not registry.model_supports(name, task.kind):
             kinds = tuple(registry.model_factory(name).task_kinds)
@@ -64,22 +60,14 @@ def check_task(name: str, task: TaskSpec, hparams: dict[str, Any], batch: int = 
     except registry.PluginError as exc:
         return TaskCheck(task.name, "fail", str(exc))
     gen = torch.Generator().manual_seed(0)
-    x = _example_input(task, batch, gen)
+    items, t = objective.example(task, batch, gen)
     params = count_parameters(model)
-    notes: list[str] = []
     try:
         nfe0 = model.nfe
-        if task.kind == "forecast":
-            t = torch.as_tensor(task.dt * torch.arange(x.shape[1], dtype=torch.float64), dtype=torch.float32)
-            out = model(x[:, 0], t)
-            check_model_output(task, out, batch, x.shape[1])
-            if not torch.allclose(out[:, 0].detach(), x[:, 0], atol=1e-5, rtol=1e-5):
-                notes.append("the forecast's first entry differs from u0")
-            loss = (out[:, 1:] - x[:, 1:]).pow(2).mean()
-        else:
-            out = model(x)
-            check_model_output(task, out, batch)
-            loss = torch.nn.functional.cross_entropy(out, torch.zeros(batch, dtype=torch.long))
+        out = objective.call(task, model, items, t)
+        check_model_output(task, out, batch, items.shape[1])
+        notes = objective.contract_notes(task, out, items)
+        loss = objective.example_loss(task, out, items)
         nfe1 = model.nfe
         if out.dtype != torch.float32:
             return TaskCheck(task.name, "fail", f"output dtype {out.dtype}, expected float32 for float32 input", params)
