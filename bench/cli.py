@@ -11,8 +11,9 @@ import argparse
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = ["main", "UsageError", "parse_seeds", "parse_model_args"]
 
@@ -157,7 +158,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     specs = {name: registry.load_task(name) for name in task_names}
     _verify_data(task_names, args.data_dir)
     jobs = []
-    for job in plan_jobs(model_names, task_names, seeds, args.profile, results, hparams=hparams, device=args.device, threads=args.threads, timeout_s=args.timeout, max_memory_bytes=int(args.max_memory * 2**30) if args.max_memory else None, data_dir=args.data_dir):
+    max_memory = int(args.max_memory * 2**30) if args.max_memory else None
+    planned = plan_jobs(model_names, task_names, seeds, args.profile, results, hparams=hparams, device=args.device, threads=args.threads, timeout_s=args.timeout, max_memory_bytes=max_memory, data_dir=args.data_dir)
+    for job in planned:
         if registry.model_supports(job.model, specs[job.task].kind):
             jobs.append(job)
     for name in model_names:

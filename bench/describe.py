@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .spec import DeclaresHyperParameters, DeclaresTaskKinds, HyperParameter, TaskSpec
 
@@ -13,11 +14,7 @@ __all__ = ["describe_task", "describe_model", "factory_hyperparameters"]
 def describe_task(task: TaskSpec) -> str:
     """Kind, shapes, time grid, horizon, λ1, metrics and description of ``task``."""
     lines = [f"kind {task.kind} · version {task.version} · system {task.system}", f"state shape {tuple(task.state_shape)} · dt {task.dt:g} · {task.n_times} samples per test item"]
-    if task.train_window is not None:
-        lines.append(f"input: the initial state · output: the trajectory over {task.horizon:g} time units · trained on windows of {task.train_window} samples")
-    if task.n_classes:
-        names = f" ({', '.join(task.class_names)})" if task.class_names else ""
-        lines.append(f"input: a window of {task.n_times} samples · output: logits over {task.n_classes} classes{names}")
+    lines.append(task.objective.describe_io(task))
     if task.lyapunov_exponent:
         lines.append(f"λ1 = {task.lyapunov_exponent:g} per time unit · horizon {task.horizon * task.lyapunov_exponent:.3g} Lyapunov times · VPT threshold nRMSE > {task.vpt_threshold:g}")
     arrows = {True: "↑", False: "↓", None: ""}
@@ -41,7 +38,7 @@ def factory_hyperparameters(factory: Callable[..., Any]) -> tuple[HyperParameter
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         default = None if p.default is p.empty else p.default
-        found.append(HyperParameter(p.name, default, "see the model's documentation", default_note="" if p.default is not p.empty else "required"))
+        found.append(HyperParameter(p.name, default, "not declared by the model", default_note="" if p.default is not p.empty else "required"))
     return tuple(found)
 
 

@@ -53,7 +53,7 @@ class Job:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "Job":
+    def from_json(cls, text: str) -> Job:
         return cls(**json.loads(text))
 
     @property

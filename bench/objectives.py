@@ -18,7 +18,6 @@ under the ``odebench.objectives`` entry-point group; :func:`objective_for` finds
 
 from __future__ import annotations
 
-import functools
 import importlib.metadata as metadata
 import math
 from dataclasses import replace
@@ -117,6 +116,9 @@ class ForecastObjective(Objective):
 
     def allows_nonfinite(self, task: TaskSpec) -> bool:
         return True
+
+    def describe_io(self, task: TaskSpec) -> str:
+        return f"input: the initial state · output: the trajectory over {task.horizon:g} time units · trained on windows of {task.train_window} samples"
 
     def example(self, task: TaskSpec, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         steps = int(task.train_window or task.n_times)
@@ -220,6 +222,10 @@ class ClassifyObjective(Objective):
         out: torch.Tensor = model(items)
         return out
 
+    def describe_io(self, task: TaskSpec) -> str:
+        names = f" ({', '.join(task.class_names)})" if task.class_names else ""
+        return f"input: a window of {task.n_times} samples · output: logits over {task.n_classes} classes{names}"
+
     def example(self, task: TaskSpec, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         items = torch.randn((batch, task.n_times, *task.state_shape), generator=generator)
         return items, torch.as_tensor(task.times, dtype=torch.float32)
@@ -244,8 +250,13 @@ class ClassifyObjective(Objective):
 BUILTIN_OBJECTIVES: dict[str, Objective] = {o.kind: o for o in (ForecastObjective(), ClassifyObjective())}
 
 
-@functools.lru_cache(maxsize=None)
+_PLUGIN_OBJECTIVES: dict[str, Objective] = {}
+
+
 def _plugin_objective(kind: str) -> Objective | None:
+    """The plugin objective of ``kind``, loaded once (a miss is not remembered: it may be installed later)."""
+    if kind in _PLUGIN_OBJECTIVES:
+        return _PLUGIN_OBJECTIVES[kind]
     for ep in metadata.entry_points(group=OBJECTIVE_GROUP, name=kind):
         try:
             obj = ep.load()
@@ -257,6 +268,7 @@ def _plugin_objective(kind: str) -> Objective | None:
             raise ValueError(f"task kind {kind!r}: entry point {ep.value!r} is a {type(obj).__name__}, expected an odebench.spec.Objective")
         if obj.kind != kind:
             raise ValueError(f"task kind {kind!r}: entry point {ep.value!r} is the objective of kind {obj.kind!r}")
+        _PLUGIN_OBJECTIVES[kind] = obj
         return obj
     return None
 

@@ -28,9 +28,10 @@ import json
 import math
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ._io import write_bytes_atomic
 from .spec import SCHEMA_VERSION

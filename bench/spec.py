@@ -45,8 +45,9 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -72,6 +73,7 @@ __all__ = [
     "ModelOutputError",
     "check_model_output",
     "check_output_shape",
+    "read_nfe",
 ]
 
 #: Version of the JSON result-record layout written by :mod:`odebench.results`.
@@ -346,6 +348,10 @@ class Objective(ABC):
     def example_loss(self, task: TaskSpec, out: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """A loss on an example output, for the backward check of ``odebench validate``."""
 
+    def describe_io(self, task: TaskSpec) -> str:
+        """One line on what the model gets and returns, for ``odebench list tasks --verbose``."""
+        return f"a {self.kind} task"
+
     def contract_notes(self, task: TaskSpec, out: torch.Tensor, items: torch.Tensor) -> list[str]:
         """Warnings about an output that satisfies the contract but looks wrong."""
         return []
@@ -399,6 +405,14 @@ class DeclaresHyperParameters(Protocol):
     """A factory that declares the ``--model-arg`` values it accepts."""
 
     hyperparameters: tuple[HyperParameter, ...]
+
+
+def read_nfe(model: torch.nn.Module) -> int:
+    """The model's evaluation counter; :class:`ModelOutputError` if it is not an ``int``."""
+    value = getattr(model, "nfe", None)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ModelOutputError(f"model attribute 'nfe' is {type(value).__name__}, expected int")
+    return value
 
 
 def check_model_output(task: TaskSpec, out: Any, batch: int, n_times: int | None = None, *, allow_nonfinite: bool = False) -> torch.Tensor:

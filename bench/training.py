@@ -18,7 +18,7 @@ import torch
 
 from .measure import GpuPeak, Stopwatch
 from .protocol import Protocol, learning_rate
-from .spec import ModelOutputError, TaskData, TaskSpec, TrainingSet, check_model_output
+from .spec import ModelOutputError, TaskData, TaskSpec, TrainingSet, check_model_output, read_nfe
 
 __all__ = ["Outcome", "train_and_evaluate", "count_parameters"]
 
@@ -33,13 +33,6 @@ class Outcome:
 
 def count_parameters(model: torch.nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
-
-
-def _nfe(model: torch.nn.Module) -> int:
-    value = getattr(model, "nfe", None)
-    if not isinstance(value, int):
-        raise ModelOutputError(f"model attribute 'nfe' is {type(value).__name__}, expected int")
-    return value
 
 
 def _validation_loss(model: torch.nn.Module, batches: TrainingSet) -> float:
@@ -74,12 +67,12 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
             for group in optimiser.param_groups:
                 group["lr"] = learning_rate(protocol, step)
             batch = batches.sample()
-            nfe0 = _nfe(model)
+            nfe0 = read_nfe(model)
             loss = batches.loss(model, batch)
-            nfe1 = _nfe(model)
+            nfe1 = read_nfe(model)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
-            nfe2 = _nfe(model)
+            nfe2 = read_nfe(model)
             if protocol.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, protocol.grad_clip)
             optimiser.step()
@@ -139,10 +132,10 @@ def _evaluate(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: 
         objective.call(task, model, torch.as_tensor(chunks[0][:1], device=device), t)  # warm-up: first-call allocations, lazy init
         for chunk in chunks:
             x = torch.as_tensor(chunk, device=device)
-            nfe0 = _nfe(model)
+            nfe0 = read_nfe(model)
             with clock.running():
                 out = objective.call(task, model, x, t)
-            nfes.append(_nfe(model) - nfe0)
+            nfes.append(read_nfe(model) - nfe0)
             out = check_model_output(task, out, x.shape[0], allow_nonfinite=objective.allows_nonfinite(task))
             outputs.append(out.detach().to("cpu", torch.float64).numpy())
     metrics = objective.score(task, np.concatenate(outputs), data, n)

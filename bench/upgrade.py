@@ -14,9 +14,10 @@ from __future__ import annotations
 import copy
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .results import validate_record, write_json_atomic
 from .spec import SCHEMA_VERSION, TaskSpec

@@ -18,8 +18,7 @@ import torch
 from odebench.baselines import _fields
 from odebench.baselines.resnet import build_resnet
 from odebench.protocol import protocol_for
-from odebench.spec import TaskSpec
-from odebench.spec import Split, TaskData
+from odebench.spec import Split, TaskData, TaskSpec
 from odebench.training import _train
 
 torch.set_num_threads(1)

@@ -8,8 +8,7 @@ import torch
 
 from odebench.measure import GpuPeak, Stopwatch, environment
 from odebench.protocol import protocol_for
-from odebench.spec import TaskSpec
-from odebench.spec import Split, TaskData
+from odebench.spec import Split, TaskData, TaskSpec
 from odebench.training import train_and_evaluate
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
