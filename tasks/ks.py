@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
 from ..spec import TaskSpec
 from ._recipe import Recipe, SplitArrays, SplitPlan
-from ._spectral import random_fourier_field, wavenumbers
+from .systems import ETDRK4, etdrk4_coefficients, random_fourier_field, wavenumbers  # noqa: F401  (etdrk4_coefficients: re-exported)
 
 __all__ = [
     "etdrk4_coefficients",
@@ -38,69 +38,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
-
-
-# --- ETDRK4 for a diagonal linear operator -------------------------------------------
-
-
-def etdrk4_coefficients(linear_op: np.ndarray, h: float, n_contour: int = 32) -> tuple[np.ndarray, ...]:
-    """ETDRK4 coefficients ``(E, E2, Q, f1, f2, f3)`` of a diagonal linear operator for step ``h``.
-
-    ``linear_op`` holds the real eigenvalues 𝓛 (any shape); every coefficient has its
-    shape. The φ-functions are averaged over ``n_contour`` points r_j = exp(iπ(j − ½)/M)
-    on the upper unit half-circle around h𝓛, which avoids the cancellation of the closed
-    forms at small |h𝓛|; for real h𝓛 the real part of that mean is the full-circle mean.
-    """
-    if np.iscomplexobj(linear_op):
-        raise ValueError("linear_op must be real: ETDRK4 here takes the real part of contour means")
-    lin = np.asarray(linear_op, dtype=np.float64)
-    if not np.all(np.isfinite(lin)):
-        raise ValueError("linear_op must be finite")
-    if not (h > 0 and np.isfinite(h)):
-        raise ValueError(f"step h must be positive and finite, got {h}")
-    if n_contour < 4:
-        raise ValueError(f"n_contour must be >= 4 (16 or 32 is usual), got {n_contour}")
-    z = h * lin
-    r = np.exp(1j * np.pi * (np.arange(1, n_contour + 1) - 0.5) / n_contour)
-    lr = z[..., None] + r
-    elr = np.exp(lr)
-    lr3 = lr**3
-    q = h * np.real(np.mean((np.exp(lr / 2) - 1) / lr, axis=-1))
-    f1 = h * np.real(np.mean((-4 - lr + elr * (4 - 3 * lr + lr**2)) / lr3, axis=-1))
-    f2 = h * np.real(np.mean((2 + lr + elr * (-2 + lr)) / lr3, axis=-1))
-    f3 = h * np.real(np.mean((-4 - 3 * lr - lr**2 + elr * (4 - lr)) / lr3, axis=-1))
-    return np.exp(z), np.exp(z / 2), q, f1, f2, f3
-
-
-class ETDRK4:
-    """Fixed-step ETDRK4 for v' = 𝓛v + 𝒩(v) with diagonal 𝓛, on arrays of Fourier coefficients.
-
-    ``nonlinear`` maps coefficients ``v`` to 𝒩(v) of the same shape; the coefficients of
-    ``linear_op`` broadcast against ``v`` (one row per trajectory allows a batch of
-    different systems).
-    """
-
-    def __init__(self, linear_op: np.ndarray, nonlinear: Callable[[np.ndarray], np.ndarray], h: float, n_contour: int = 32) -> None:
-        self.h = float(h)
-        self.nonlinear = nonlinear
-        self.e, self.e2, self.q, self.f1, self.f2, self.f3 = etdrk4_coefficients(linear_op, h, n_contour)
-
-    def step(self, v: np.ndarray) -> np.ndarray:
-        """One step of length ``h``."""
-        nv = self.nonlinear(v)
-        a = self.e2 * v + self.q * nv
-        na = self.nonlinear(a)
-        b = self.e2 * v + self.q * na
-        nb = self.nonlinear(b)
-        c = self.e2 * a + self.q * (2 * nb - nv)
-        nc = self.nonlinear(c)
-        return self.e * v + self.f1 * nv + 2 * self.f2 * (na + nb) + self.f3 * nc
-
-    def advance(self, v: np.ndarray, n_steps: int) -> np.ndarray:
-        """``n_steps`` steps of length ``h``."""
-        for _ in range(n_steps):
-            v = self.step(v)
-        return v
 
 
 # --- The Kuramoto–Sivashinsky system --------------------------------------------------

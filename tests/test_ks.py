@@ -8,7 +8,7 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from odebench.tasks._recipe import SplitPlan
-from odebench.tasks._spectral import random_fourier_field
+from odebench.tasks.systems import random_fourier_field
 from odebench.tasks.ks import (
     ETDRK4,
     KS_CLASSIFY,
