@@ -1,8 +1,9 @@
 """The physical systems behind the built-in tasks: integrators and their diagnostics.
 
-One module per system, holding only mathematics: ``heat`` (the exact Fourier solution).
-What is shared lives once: ``_etdrk`` (ETDRK4 for any diagonal linear operator) and
-``_spectral`` (wavenumbers, random smooth periodic fields). Task specs, split sizes,
+One module per system, holding only mathematics: ``heat`` (the exact Fourier solution)
+and ``lorenz`` (a Taylor-series integrator exact to rounding, λ1, fixed points, regime
+checks). What is shared lives once: ``_etdrk`` (ETDRK4 for any diagonal linear operator)
+and ``_spectral`` (wavenumbers, random smooth periodic fields). Task specs, split sizes,
 seeds and noise levels belong to the task modules one level up, which call these.
 """
 
@@ -11,6 +12,22 @@ from __future__ import annotations
 from ._etdrk import ETDRK4, etdrk4_coefficients
 from ._spectral import random_fourier_field, wavenumbers
 from .heat import decay_rates, heat_solution
+from .lorenz import (
+    BETA,
+    LORENZ_LAMBDA1,
+    REGIME_CHECKS,
+    RHO,
+    SIGMA,
+    is_periodic,
+    lobe_switch_times,
+    lorenz_advance,
+    lorenz_fixed_points,
+    lorenz_initial_states,
+    lorenz_lyapunov,
+    lorenz_rhs,
+    lorenz_solution,
+    shows_regime,
+)
 
 __all__ = [
     # shared core
@@ -21,4 +38,19 @@ __all__ = [
     # heat
     "decay_rates",
     "heat_solution",
+    # Lorenz-63
+    "SIGMA",
+    "RHO",
+    "BETA",
+    "LORENZ_LAMBDA1",
+    "lorenz_rhs",
+    "lorenz_solution",
+    "lorenz_advance",
+    "lorenz_fixed_points",
+    "lorenz_initial_states",
+    "lorenz_lyapunov",
+    "lobe_switch_times",
+    "is_periodic",
+    "REGIME_CHECKS",
+    "shows_regime",
 ]
