@@ -177,7 +177,7 @@ def build(tasks: Sequence[str] | None = None, directory: str | os.PathLike[str] 
     With ``check``, nothing in ``directory`` changes: the splits are regenerated in a
     temporary directory and compared with the files there.
     """
-    from .specs import ALL_RECIPES  # imported here: it pulls in every system module
+    from .specs import ALL_RECIPES  # imported here: it pulls in every task and system module
 
     names = list(ALL_RECIPES) if tasks is None else list(dict.fromkeys(tasks))
     unknown = [n for n in names if n not in ALL_RECIPES]

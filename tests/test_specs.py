@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("odebench.tasks.ks")  # the collective module needs every system module
+pytest.importorskip("odebench.tasks.ks")  # the collective module needs every task module
 
 from odebench import data, registry  # noqa: E402
 from odebench.tasks import specs  # noqa: E402
