@@ -19,6 +19,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .. import data
+from ..spec import TaskSpec
 from ._recipe import SPLITS, Recipe
 
 __all__ = ["FileReport", "BuildReport", "build", "build_recipes"]
@@ -82,17 +83,30 @@ class BuildReport:
         return "\n".join(lines)
 
 
+def _required_times(spec: TaskSpec, split: str) -> tuple[int, bool]:
+    """How many samples the trajectories of ``split`` need, and whether exactly that many.
+
+    A split whose trajectories are scored whole needs exactly ``spec.n_times``: every
+    split of a task without a training window (classification), and the test split of
+    one with a window (forecasting). The other splits are cut into training windows, so
+    they need at least ``spec.train_window`` samples.
+    """
+    if spec.train_window is None or split == "test":
+        return spec.n_times, True
+    return spec.train_window, False
+
+
 def _check_plans(recipe: Recipe) -> None:
     spec = recipe.spec
     missing = [s for s in SPLITS if s not in recipe.splits]
     if missing:
         raise ValueError(f"recipe {spec.name!r} has no plan for split(s) {missing}")
     for split, plan in recipe.splits.items():
-        if spec.kind == "classify" or split == "test":
-            if plan.n_times != spec.n_times:
-                raise ValueError(f"recipe {spec.name!r}: {split} trajectories need n_times = {spec.n_times}, got {plan.n_times}")
-        elif plan.n_times < int(spec.train_window or 2):
-            raise ValueError(f"recipe {spec.name!r}: {split} trajectories are shorter than train_window = {spec.train_window}")
+        n_times, exact = _required_times(spec, split)
+        if exact and plan.n_times != n_times:
+            raise ValueError(f"recipe {spec.name!r}: {split} trajectories need n_times = {n_times}, got {plan.n_times}")
+        if not exact and plan.n_times < n_times:
+            raise ValueError(f"recipe {spec.name!r}: {split} trajectories are shorter than train_window = {n_times}")
     seeds = [plan.seed for plan in recipe.splits.values()]
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"recipe {spec.name!r}: every split needs its own seed, got {seeds}")
@@ -163,7 +177,7 @@ def build(tasks: Sequence[str] | None = None, directory: str | os.PathLike[str] 
     With ``check``, nothing in ``directory`` changes: the splits are regenerated in a
     temporary directory and compared with the files there.
     """
-    from .specs import ALL_RECIPES  # imported here: it pulls in every system module
+    from .specs import ALL_RECIPES  # imported here: it pulls in every task and system module
 
     names = list(ALL_RECIPES) if tasks is None else list(dict.fromkeys(tasks))
     unknown = [n for n in names if n not in ALL_RECIPES]
