@@ -86,14 +86,11 @@ class BuildReport:
 def _required_times(spec: TaskSpec, split: str) -> tuple[int, bool]:
     """How many samples the trajectories of ``split`` need, and whether exactly that many.
 
-    A split whose trajectories are scored whole needs exactly ``spec.n_times``: every
-    split of a task without a training window (classification), and the test split of
-    one with a window (forecasting). The other splits are cut into training windows, so
-    they need at least ``spec.train_window`` samples.
+    The task's objective says so: a split scored whole needs exactly ``spec.n_times``
+    (every classification split, a forecast's test split); a split cut into training
+    windows needs at least ``spec.train_window``.
     """
-    if spec.train_window is None or split == "test":
-        return spec.n_times, True
-    return spec.train_window, False
+    return spec.objective.split_times(spec, split)
 
 
 def _check_plans(recipe: Recipe) -> None:

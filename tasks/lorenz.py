@@ -21,16 +21,11 @@ from .systems import (
     SIGMA,
     lorenz_advance,
     lorenz_initial_states,
-    lorenz_rhs,  # noqa: F401  (re-exported, see below)
     lorenz_solution,
     shows_regime,
 )
 
 __all__ = ["REGIMES", "LORENZ_FORECAST", "LORENZ_CLASSIFY", "RECIPES"]
-
-# benchmarks/bench_data_build.py still imports lorenz_rhs and _random_initial_states from
-# here; both live in systems.lorenz and stay importable from this module only for it.
-_random_initial_states = lorenz_initial_states
 
 _FORECAST_DT = 0.01
 _FORECAST_TIMES = 2501  # 25 time units = 22.6 Lyapunov times, so VPT of a strong model is not capped
