@@ -10,7 +10,6 @@ of the traceback.
 from __future__ import annotations
 
 import datetime as _dt
-import io
 import json
 import traceback
 import uuid
@@ -22,14 +21,14 @@ import numpy as np
 import torch
 
 from . import registry
-from ._io import write_bytes_atomic
 from .measure import environment, peak_rss_bytes, resolve_device, set_threads
 from .protocol import protocol_for
 from .results import record_path, write_record
 from .spec import SCHEMA_VERSION, Split, TaskData, TaskSpec
 from .training import train_and_evaluate
+from .weights import WeightsError, remove_stale_weights, save_weights
 
-__all__ = ["Job", "execute_job", "failed_record", "weights_path", "load_task_data"]
+__all__ = ["Job", "execute_job", "failed_record", "write_failed", "weights_path", "load_task_data"]
 
 
 @dataclass(frozen=True)
@@ -58,11 +57,12 @@ class Job:
 
     @property
     def record_path(self) -> Path:
-        return record_path(self.results_dir, self.task, self.model, self.seed, self.profile)
+        return record_path(self.results_dir, self.task, self.model, self.seed, self.profile, self.hparams)
 
     @property
     def label(self) -> str:
-        return f"{self.task} {self.model} seed={self.seed}"
+        args = "".join(f" {k}={self.hparams[k]}" for k in sorted(self.hparams))
+        return f"{self.task} {self.model}{args} seed={self.seed}"
 
 
 def weights_path(record_file: Path) -> Path:
@@ -122,12 +122,6 @@ def load_task_data(task: TaskSpec, data_dir: str | None = None) -> tuple[TaskDat
     return TaskData(train=arrays["train"], val=arrays["val"], test=arrays["test"]), digest
 
 
-def _save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    write_bytes_atomic(path, buffer.getvalue())
-
-
 def execute_job(job: Job, write: bool = True) -> dict[str, Any]:
     """Run ``job`` here and return its record (written under ``job.results_dir`` if ``write``).
 
@@ -159,7 +153,7 @@ def execute_job(job: Job, write: bool = True) -> dict[str, Any]:
     except Exception as exc:  # any fault of a plugin, a model or a file becomes a failed record
         rec = failed_record(job, _one_line(exc), "".join(traceback.format_exc().splitlines(True)[-25:]), partial)
         if write:
-            write_record(job.results_dir, rec)
+            write_failed(job, rec)
         return rec
     rec = _base_record(job)
     rec.update({k: partial[k] for k in ("task", "model", "env", "protocol")})
@@ -170,7 +164,18 @@ def execute_job(job: Job, write: bool = True) -> dict[str, Any]:
     if write:
         path = job.record_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        _save_weights(outcome.state_dict, weights_path(path))
+        try:
+            save_weights(outcome.state_dict, weights_path(path))
+        except WeightsError as exc:
+            rec = failed_record(job, f"weights: {exc}", None, partial)
+            write_failed(job, rec)
+            return rec
         rec["weights"] = weights_path(path).name
         write_record(job.results_dir, rec)
     return rec
+
+
+def write_failed(job: Job, rec: dict[str, Any]) -> None:
+    """Write a failed record, first removing weights an earlier run of the job left behind."""
+    remove_stale_weights(weights_path(job.record_path))
+    write_record(job.results_dir, rec)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import difflib
 import importlib.metadata as metadata
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 

@@ -22,10 +22,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .jobs import Job, failed_record
+from .jobs import Job, failed_record, write_failed
 from .protocol import protocol_for
 from .registry import load_task
-from .results import RecordError, read_record, write_record
+from .results import RecordError, read_record
 
 __all__ = ["Executor", "LocalProcessExecutor", "plan_jobs", "SweepSummary", "run_sweep", "job_timeout", "describe_record"]
 
@@ -88,7 +88,7 @@ class LocalProcessExecutor(Executor):
         if rec is not None:
             return rec
         rec = failed_record(job, reason or "worker exited without writing a record", _tail(log_path))
-        write_record(job.results_dir, rec)
+        write_failed(job, rec)
         return rec
 
     @staticmethod

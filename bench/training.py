@@ -19,6 +19,7 @@ import torch
 from .measure import GpuPeak, Stopwatch
 from .protocol import Protocol, learning_rate
 from .spec import ModelOutputError, TaskData, TaskSpec, TrainingSet, check_model_output, read_nfe
+from .weights import tensor_state
 
 __all__ = ["Outcome", "train_and_evaluate", "count_parameters"]
 
@@ -47,6 +48,7 @@ def _validation_loss(model: torch.nn.Module, batches: TrainingSet) -> float:
 
 def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Protocol, device: torch.device, seed: int) -> tuple[dict[str, Any], float, float | None]:
     """The training loop. Returns (facts, train_seconds, mean NFE-B per step)."""
+    tensor_state(model)  # a state that cannot be saved fails now, not after the whole budget
     params = [p for p in model.parameters() if p.requires_grad]
     facts: dict[str, Any] = {"steps": 0, "truncated": False, "stopped_early": False, "best_val_loss": None, "best_step": None, "val_history": []}
     if not params:
@@ -90,7 +92,7 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
             facts["val_history"].append([step + 1, val])
             if val < best_loss:
                 best_loss, since_best = val, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                best_state = tensor_state(model)
                 facts["best_step"] = step + 1
             else:
                 since_best += 1
@@ -106,7 +108,7 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
         facts["val_history"].append([facts["steps"], val])
         if math.isfinite(val) and val < best_loss:
             best_loss, facts["best_step"] = val, facts["steps"]
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_state = tensor_state(model)
     if best_state is not None:
         model.load_state_dict(best_state)
     facts["best_val_loss"] = best_loss if math.isfinite(best_loss) else None
@@ -163,5 +165,5 @@ def train_and_evaluate(task: TaskSpec, model: torch.nn.Module, data: TaskData, p
         "eval_batch_size": protocol.eval_batch_size,
         "n_test_times": int(data.test.u.shape[1]),
     }
-    state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
+    state = tensor_state(model, "cpu")
     return Outcome(metrics=metrics, cost=cost, train=facts, state_dict=state)

@@ -82,8 +82,57 @@ class Huge(_Base):
         return super().forward(*args)
 
 
-def build_ok(task):
+class ExtraState(_Base):
+    """Keeps a Python object in its state (get_extra_state): not loadable with weights_only."""
+
+    class Meta:
+        pass
+
+    def get_extra_state(self):
+        return self.Meta()
+
+    def set_extra_state(self, state):
+        pass
+
+
+class DictState(_Base):
+    """Puts a plain dict into its state_dict."""
+
+    def state_dict(self, *args, **kwargs):
+        state = super().state_dict(*args, **kwargs)
+        state["config"] = {"width": 3}
+        return state
+
+
+class Flaky(_Base):
+    """Raises once the file named by its ``flag`` argument exists: fails on a rerun."""
+
+    def __init__(self, task, flag):
+        super().__init__(task)
+        self.flag = flag
+
+    def forward(self, *args):
+        import os
+
+        if os.path.exists(self.flag):
+            raise RuntimeError("failing on purpose this time")
+        return super().forward(*args)
+
+
+def build_ok(task, *, scale=1.0):
     return _Base(task)
+
+
+def build_extra_state(task):
+    return ExtraState(task)
+
+
+def build_dict_state(task):
+    return DictState(task)
+
+
+def build_flaky(task, *, flag):
+    return Flaky(task, flag)
 
 
 def build_raises(task):
@@ -124,4 +173,7 @@ ENTRY_POINTS = {
     "fake-huge": "odebench_fake_models:build_huge",
     "fake-not-a-model": "odebench_fake_models:build_not_a_model",
     "fake-missing-attr": "odebench_fake_models:no_such_factory",
+    "fake-extra-state": "odebench_fake_models:build_extra_state",
+    "fake-dict-state": "odebench_fake_models:build_dict_state",
+    "fake-flaky": "odebench_fake_models:build_flaky",
 }
