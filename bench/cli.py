@@ -157,11 +157,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     results = _writable_dir(args.results, "--results")
     specs = {name: registry.load_task(name) for name in task_names}
     _verify_data(task_names, args.data_dir)
+    broken = _load_factories(model_names, hparams)
     jobs = []
     max_memory = int(args.max_memory * 2**30) if args.max_memory else None
     planned = plan_jobs(model_names, task_names, seeds, args.profile, results, hparams=hparams, device=args.device, threads=args.threads, timeout_s=args.timeout, max_memory_bytes=max_memory, data_dir=args.data_dir)
     for job in planned:
-        if registry.model_supports(job.model, specs[job.task].kind):
+        # A model that fails to load keeps its jobs: each gets a failed record with the error.
+        if job.model in broken or registry.model_supports(job.model, specs[job.task].kind):
             jobs.append(job)
     for name in model_names:
         if not any(j.model == name for j in jobs):
@@ -174,6 +176,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     ok = sum(r["status"] == "ok" for r in summary.done)
     print(f"{len(jobs)} jobs: {ok} ok, {len(summary.failed)} failed, {len(summary.skipped)} skipped (already ok), {len(summary.busy)} busy; records in {results}")
     return 1 if summary.failed else 0
+
+
+def _load_factories(model_names: Sequence[str], hparams: dict[str, Any]) -> dict[str, str]:
+    """Load every model's factory; check the --model-arg names against each one that loads.
+
+    Returns {model: error} for the models that fail to load (they are reported now and get
+    failed records, so one broken plugin never blocks a sweep). An argument that a model
+    does not accept is a usage error before any job starts, not a failure of every job.
+    """
+    from . import registry
+
+    broken: dict[str, str] = {}
+    for name in model_names:
+        try:
+            factory = registry.model_factory(name)
+        except registry.PluginError as exc:
+            broken[name] = str(exc)
+            print(f"warning: {exc}; its jobs get failed records", file=sys.stderr)
+            continue
+        try:
+            registry.check_model_args(name, factory, hparams)
+        except registry.PluginError as exc:
+            raise UsageError(str(exc)) from None
+    return broken
 
 
 def _verify_data(task_names: Sequence[str], data_dir: str | None) -> dict[str, str]:
