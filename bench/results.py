@@ -16,7 +16,8 @@ Layout (``schema_version`` 2)::
               peak_gpu_bytes_train, peak_gpu_bytes_infer, peak_cpu_bytes, params,
               eval_batch_size, n_test_times},
     train    {...protocol facts: steps, truncated, stopped_early, best_step, val_history, ...},
-    env      {python, torch, cuda, device, device_name, cpu_model, threads, git_commit, git_dirty, ...}
+    env      {python, torch, cuda, device, device_name, cpu_model, threads, git_commit, git_dirty, ...},
+    limits   {timeout_s, max_memory_bytes} (optional: the caps the job ran under; null = the default)
 
 Schema 1 records (no ``task.spec``, the protocol under ``train``) are upgraded in place
 by ``odebench records upgrade --results DIR`` (:mod:`odebench.upgrade`).

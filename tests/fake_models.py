@@ -119,6 +119,31 @@ class Flaky(_Base):
         return super().forward(*args)
 
 
+class Chatty(_Base):
+    """Prints ``megabytes`` MiB to stdout during its first forward call."""
+
+    def __init__(self, task, megabytes):
+        super().__init__(task)
+        self.megabytes = megabytes
+        self.done = False
+
+    def forward(self, *args):
+        if not self.done:
+            import sys
+
+            line = "x" * 1023 + "\n"
+            for _ in range(self.megabytes * 1024):
+                sys.stdout.write(line)
+            sys.stdout.write("LAST LINE OF OUTPUT\n")
+            sys.stdout.flush()
+            self.done = True
+        return super().forward(*args)
+
+
+def build_chatty(task, *, megabytes=4):
+    return Chatty(task, megabytes)
+
+
 def build_ok(task, *, scale=1.0):
     return _Base(task)
 
@@ -176,4 +201,5 @@ ENTRY_POINTS = {
     "fake-extra-state": "odebench_fake_models:build_extra_state",
     "fake-dict-state": "odebench_fake_models:build_dict_state",
     "fake-flaky": "odebench_fake_models:build_flaky",
+    "fake-chatty": "odebench_fake_models:build_chatty",
 }

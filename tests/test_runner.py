@@ -204,3 +204,27 @@ def test_weights_that_are_not_plain_tensors_fail_the_run_with_the_entry_named(fa
     for rec in by_model.values():
         assert "weights_only=True" in rec["error"] and "AttributeError" not in rec["error"]
     assert not list(tmp_path.glob("*.pt"))
+
+
+def test_a_model_that_prints_without_end_gets_a_capped_log(fake_models, tmp_path: Path) -> None:
+    from odebench.joblog import LOG_HEAD_BYTES, LOG_TAIL_BYTES
+
+    summary, _ = sweep(tmp_path, ["fake-chatty"], hparams={"megabytes": 6})
+    assert summary.done[0]["status"] == "ok"
+    log = next((tmp_path / "logs").glob("*fake-chatty*.log"))
+    text = log.read_bytes()
+    assert len(text) <= LOG_HEAD_BYTES + LOG_TAIL_BYTES + 1024 and b"bytes of output cut here" in text
+    assert b"LAST LINE OF OUTPUT" in text
+
+
+def test_records_written_by_the_parent_say_what_a_child_would(fake_models, tmp_path: Path) -> None:
+    summary, _ = sweep(tmp_path, ["fake-hangs"], timeout_s=8)
+    rec = summary.done[0]
+    assert rec["status"] == "failed" and "timed out after 8 s" in rec["error"] and "raise it" not in rec["error"]
+    from odebench import data
+
+    assert rec["task"]["version"] == "1.0" and rec["task"]["data_sha256"] == data.verify_task(TASK)
+    assert rec["task"]["spec"]["name"] == TASK and rec["protocol"]["profile"] == "quick"
+    assert rec["env"]["device"] == "cpu" and rec["env"]["threads"] == 1 and rec["env"]["python"]
+    assert rec["model"]["distribution"] == "odebench-fake-models"
+    assert rec["limits"] == {"timeout_s": 8, "max_memory_bytes": None}
