@@ -140,6 +140,19 @@ class Chatty(_Base):
         return super().forward(*args)
 
 
+class Runaway(_Base):
+    """An 'adaptive solver' whose step size has collapsed: it never stops evaluating."""
+
+    def forward(self, *args):
+        u = args[0] if args[0].dim() == 2 else args[0][:, -1]
+        while True:
+            u = self.step(u)
+
+
+def build_runaway(task):
+    return Runaway(task)
+
+
 def build_chatty(task, *, megabytes=4):
     return Chatty(task, megabytes)
 
@@ -202,4 +215,5 @@ ENTRY_POINTS = {
     "fake-dict-state": "odebench_fake_models:build_dict_state",
     "fake-flaky": "odebench_fake_models:build_flaky",
     "fake-chatty": "odebench_fake_models:build_chatty",
+    "fake-runaway": "odebench_fake_models:build_runaway",
 }
