@@ -263,6 +263,7 @@ def test_lower_is_better_main_score_for_non_chaotic_forecast() -> None:
     assert "↑ higher is better, ↓ lower is better" in md
     assert "standard deviation of the *training* split" in md
     assert "VPT (valid prediction time)" not in md  # no chaotic task here
+    assert "NFE-B: vector-field evaluations made inside the backward pass, per training step" in md
 
 
 def test_failed_run_listed_with_reason_and_mixed_seeds_flagged() -> None:

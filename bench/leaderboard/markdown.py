@@ -237,7 +237,8 @@ def _legend(agg: Aggregate) -> list[str]:
             "capped: share of test trajectories that never exceeded it within the horizon (their VPT is the horizon, so the mean is a lower bound)."
         )
     lines += [
-        "- NFE-F: vector-field (or residual-function) evaluations per test forward pass; NFE-B: evaluations per training step, backward pass included. "
+        "- NFE-F: vector-field (or residual-function) evaluations per test forward pass. "
+        "NFE-B: vector-field evaluations made inside the backward pass, per training step (the adjoint's backward solves; 0 for backpropagation through the solver, whose cost is in the forward count). "
         "Times are wall-clock seconds; memory is the peak in MiB, on the GPU when the run used one, else the process's peak CPU memory (labelled). Costs depend on the hardware column.",
         "- Rows are never averaged across hardware, profile or data. Failed seeds are never averaged: they are listed under their table, and a row with some failed seeds says so in its notes.",
         "",
