@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -156,6 +157,10 @@ def _check_spec(rec: Mapping[str, Any]) -> None:
         raise SpecError(f"task.spec describes task {info.name!r}, but the record is of task {rec['task']['name']!r}")
 
 
+def _seed_key(rec: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (*row_key(rec), rec["seed"])
+
+
 def _dedupe(records: list[dict[str, Any]], warnings: list[str]) -> list[dict[str, Any]]:
     """One record per (row key, seed): the most recently created one, with a warning.
 
@@ -165,7 +170,7 @@ def _dedupe(records: list[dict[str, Any]], warnings: list[str]) -> list[dict[str
     chosen: dict[tuple[Any, ...], dict[str, Any]] = {}
     counts: dict[tuple[Any, ...], int] = defaultdict(int)
     for rec in records:
-        k = (*row_key(rec), rec["seed"])
+        k = _seed_key(rec)
         counts[k] += 1
         if k not in chosen or str(rec["created"]) > str(chosen[k]["created"]):
             chosen[k] = rec
@@ -173,7 +178,7 @@ def _dedupe(records: list[dict[str, Any]], warnings: list[str]) -> list[dict[str
         if c > 1:
             rec = chosen[k]
             warnings.append(f"{c} records for {describe(rec)} on {k[5]}: kept the latest (created {rec['created']}), ignored the others")
-    return [rec for rec in records if chosen[(*row_key(rec), rec["seed"])] is rec]
+    return [rec for rec in records if chosen[_seed_key(rec)] is rec]
 
 
 def _screen(records: Iterable[Mapping[str, Any]], current_hashes: Mapping[str, str] | None, warnings: list[str]) -> tuple[list[dict[str, Any]], int, int]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 __all__ = [
     "KEY_COLUMNS",

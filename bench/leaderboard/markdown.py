@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -217,7 +218,8 @@ def _legend(agg: Aggregate) -> list[str]:
         "## How to read the tables",
         "",
         "- ↑ higher is better, ↓ lower is better; the best displayed value of each such column is in **bold** (ties: all bold). Columns without an arrow are not ranked.",
-        "- Main score: accuracy for classification; for forecasting, VPT for chaotic systems and the nRMSE mean otherwise. It is shown as mean ± sample standard deviation (ddof = 1) over seeds, n = the number of successful seeds; other columns show the mean over the same seeds.",
+        "- Main score: accuracy for classification; for forecasting, VPT for chaotic systems and the nRMSE mean otherwise. "
+        "It is shown as mean ± sample standard deviation (ddof = 1) over seeds, n = the number of successful seeds; other columns show the mean over the same seeds.",
         "- Rank: competition ranking (1, 1, 3) of the main score's mean as displayed, within one task and profile. The overview gives each model's best rank per table and its mean rank over the tables in which it has one.",
     ]
     if has_nrmse:

@@ -11,8 +11,9 @@ used here.)
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from .formats import check_format, format_value, header
 
