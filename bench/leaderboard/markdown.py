@@ -218,7 +218,7 @@ def _legend(agg: Aggregate) -> list[str]:
         "## How to read the tables",
         "",
         "- ↑ higher is better, ↓ lower is better; the best displayed value of each such column is in **bold** (ties: all bold). Columns without an arrow are not ranked.",
-        "- Main score: accuracy for classification; for forecasting, VPT for chaotic systems and the nRMSE mean otherwise. "
+        "- Main score: the one each task declares in its records' spec, named in the task's header line (here: accuracy for classification; for forecasting, VPT for chaotic systems and the nRMSE mean otherwise). "
         "It is shown as mean ± sample standard deviation (ddof = 1) over seeds, n = the number of successful seeds; other columns show the mean over the same seeds.",
         "- Rank: competition ranking (1, 1, 3) of the main score's mean as displayed, within one task and profile. The overview gives each model's best rank per table and its mean rank over the tables in which it has one.",
     ]
