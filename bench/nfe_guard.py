@@ -82,7 +82,7 @@ class NFEGuard:
                 continue
             if count > self.limit:
                 self._tripped = self._message(count, call[1])
-                if self._interrupts:
+                if self._interrupts and _SIGNAL is not None:
                     _thread.interrupt_main(_SIGNAL)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
