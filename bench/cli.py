@@ -274,9 +274,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
     hparams = parse_model_args(args.model_arg)
     model_names = _split_names(args.model, registry.models)
     task_names = _split_names(args.task, registry.tasks)
+    if not args.timeout > 0:
+        raise UsageError("--timeout must be a positive number of seconds")
+    for name in model_names:
+        try:
+            factory = registry.model_factory(name)
+        except registry.PluginError:
+            continue  # a model that fails to load is reported per task by validate itself
+        try:
+            registry.check_model_args(name, factory, hparams)
+        except registry.PluginError as exc:
+            raise UsageError(str(exc)) from None
     worst = 0
     for name in model_names:
-        report = validate_model(name, task_names, hparams)
+        report = validate_model(name, task_names, hparams, timeout_s=args.timeout)
         print(report.format())
         worst = max(worst, 0 if report.ok else 1)
     return worst
@@ -333,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model name(s), comma-separated, or 'all'")
     p.add_argument("--task", default="all")
     p.add_argument("--model-arg", action="append", metavar="KEY=VALUE")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds one task's checks may take before the model is reported as hung (default 120)")
     p.set_defaults(func=cmd_validate)
     return parser
 

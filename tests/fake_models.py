@@ -153,6 +153,35 @@ def build_runaway(task):
     return Runaway(task)
 
 
+class LateNaN(_Base):
+    """Fine on its first two calls, NaN from the third on."""
+
+    def __init__(self, task):
+        super().__init__(task)
+        self.calls = 0
+
+    def forward(self, *args):
+        self.calls += 1
+        out = super().forward(*args)
+        return out * float("nan") if self.calls >= 3 else out
+
+
+class Segfaults(_Base):
+    def forward(self, *args):
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def build_late_nan(task):
+    return LateNaN(task)
+
+
+def build_segfaults(task):
+    return Segfaults(task)
+
+
 def build_chatty(task, *, megabytes=4):
     return Chatty(task, megabytes)
 
@@ -216,4 +245,6 @@ ENTRY_POINTS = {
     "fake-flaky": "odebench_fake_models:build_flaky",
     "fake-chatty": "odebench_fake_models:build_chatty",
     "fake-runaway": "odebench_fake_models:build_runaway",
+    "fake-late-nan": "odebench_fake_models:build_late_nan",
+    "fake-segfaults": "odebench_fake_models:build_segfaults",
 }
