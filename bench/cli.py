@@ -161,8 +161,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     fresh = _fresh_test_splits(task_names, args.test_seed)
     broken = _load_factories(model_names, hparams)
     jobs = []
+    parallel = args.jobs if args.jobs is not None else default_jobs(args.threads)
+    if parallel < 1:
+        raise UsageError("--jobs must be >= 1")
     # The default cap is on host memory; a CUDA job's GPU memory is capped only when asked.
-    max_memory = int(args.max_memory * 2**30) if args.max_memory else (default_memory_cap(parallel_jobs=1) if device.type == "cpu" else None)
+    max_memory = int(args.max_memory * 2**30) if args.max_memory else (default_memory_cap(parallel_jobs=parallel) if device.type == "cpu" else None)
     planned = plan_jobs(model_names, task_names, seeds, args.profile, results, hparams=hparams, device=args.device, threads=args.threads, timeout_s=args.timeout, max_memory_bytes=max_memory, data_dir=args.data_dir)
     for job in planned:
         # A model that fails to load keeps its jobs: each gets a failed record with the error.
@@ -176,7 +179,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     skipped_pairs = len(model_names) * len(task_names) - len(jobs) // len(seeds)
     if skipped_pairs:
         print(f"note: {skipped_pairs} (task, model) pair(s) skipped: the model does not support that task kind", file=sys.stderr)
-    summary = run_sweep(jobs, LocalProcessExecutor(), force=args.force)
+    summary = run_sweep(jobs, LocalProcessExecutor(), force=args.force, parallel=parallel)
+    if summary.done:
+        from .progress import results_table
+
+        by_id = {r.get("run_id"): r for r in summary.done}
+        print(results_table([by_id[j.run_id] for j in jobs if j.run_id in by_id], seconds=lambda r: summary.seconds.get(str(r.get("run_id")))))
     ok = sum(r["status"] == "ok" for r in summary.done)
     print(f"{len(jobs)} jobs: {ok} ok, {len(summary.failed)} failed, {len(summary.skipped)} skipped (already ok), {len(summary.busy)} busy; records in {results}")
     return 1 if summary.failed else 0
@@ -201,6 +209,15 @@ def _fresh_test_splits(task_names: Sequence[str], seed: int | None) -> dict[str,
         print(f"fresh test split of {name} from seed {seed}: {how} ({split.directory})", file=sys.stderr)
         out[name] = split.sha256
     return out
+
+
+def default_jobs(threads: int) -> int:
+    """Jobs at once by default: the cores this process may use, divided by threads per job."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, threads))
 
 
 def default_memory_cap(parallel_jobs: int, share: float = 0.8) -> int | None:
@@ -338,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="a model hyperparameter; repeatable")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.add_argument("--threads", type=int, default=int(os.environ.get("ODEBENCH_THREADS", "1")), help="torch intra-op threads per job (default 1, recorded)")
+    p.add_argument("--jobs", "-j", type=int, default=None, metavar="N", help="jobs at once, each in its own process (default: available cores / --threads)")
     p.add_argument("--timeout", type=float, default=None, help="seconds one job may take (default: the profile's)")
     p.add_argument("--max-memory", type=float, default=None, metavar="GIB", help="memory cap per job in GiB (CPU: address space; CUDA: GPU memory); default 80%% of the machine's memory shared by the jobs running at once, recorded")
     p.add_argument("--force", action="store_true", help="rerun jobs that already have an ok record")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -25,7 +26,7 @@ _CHUNK = 1 << 16
 class CappedLog:
     """Pump a child's output stream into ``path`` in a thread, capped (see the module docstring)."""
 
-    def __init__(self, path: str | os.PathLike[str], head_bytes: int = LOG_HEAD_BYTES, tail_bytes: int = LOG_TAIL_BYTES) -> None:
+    def __init__(self, path: str | os.PathLike[str], head_bytes: int = LOG_HEAD_BYTES, tail_bytes: int = LOG_TAIL_BYTES, on_line: Callable[[str], None] | None = None) -> None:
         if head_bytes < 0 or tail_bytes < 0:
             raise ValueError("log caps must be non-negative byte counts")
         self.path = Path(path)
@@ -34,6 +35,8 @@ class CappedLog:
         self.written = 0
         self.cut = 0
         self._tail = bytearray()
+        self._line = bytearray()
+        self.on_line = on_line
         self._file: IO[bytes] = open(self.path, "wb")  # noqa: SIM115 - closed in close()
         self._thread: threading.Thread | None = None
 
@@ -51,6 +54,8 @@ class CappedLog:
                 break
             if not chunk:
                 break
+            if self.on_line is not None:
+                self._lines(chunk)
             room = self.head_bytes - self.written
             if room > 0:
                 self._file.write(chunk[:room])
@@ -63,6 +68,17 @@ class CappedLog:
                     drop = len(self._tail) - self.tail_bytes
                     del self._tail[:drop]
                     self.cut += drop
+
+    def _lines(self, chunk: bytes) -> None:
+        """Hand every complete line to ``on_line`` (a line over 64 KiB is not looked at)."""
+        *complete, rest = (bytes(self._line) + chunk).split(b"\n")
+        for line in complete:
+            if len(line) <= _CHUNK and self.on_line is not None:
+                try:
+                    self.on_line(line.decode("utf-8", errors="replace"))
+                except Exception:  # noqa: BLE001 - a display callback must never stop the log
+                    pass
+        self._line = bytearray(rest[-_CHUNK:] if len(rest) <= _CHUNK else b"")
 
     def close(self, timeout: float = 10.0) -> None:
         """Wait for the stream's end, then write the kept tail (with a note of the cut)."""

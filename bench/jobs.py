@@ -22,6 +22,7 @@ import torch
 
 from . import registry
 from .measure import environment, peak_rss_bytes, resolve_device, set_threads
+from .progress import Heartbeat
 from .protocol import protocol_for
 from .results import record_path, write_record
 from .spec import SCHEMA_VERSION, Split, TaskData, TaskSpec
@@ -186,6 +187,12 @@ def execute_job(job: Job, write: bool = True) -> dict[str, Any]:
 
     Never raises for a model's or a task's fault: those become ``failed`` records.
     """
+    heartbeat = Heartbeat(job.label)
+    with heartbeat.running():
+        return _execute(job, write, heartbeat)
+
+
+def _execute(job: Job, write: bool, heartbeat: Heartbeat) -> dict[str, Any]:
     partial: dict[str, Any] = {}
     try:
         device = resolve_device(job.device)
@@ -202,6 +209,7 @@ def execute_job(job: Job, write: bool = True) -> dict[str, Any]:
         protocol = protocol_for(task, job.profile)
         partial["protocol"] = protocol.to_dict()
         partial["limits"] = {"timeout_s": job.timeout_s if job.timeout_s is not None else protocol.timeout_s, "max_memory_bytes": job.max_memory_bytes}
+        heartbeat.update(phase="building the model", max_steps=protocol.max_steps)
         torch.manual_seed(job.seed)
         np.random.seed(job.seed % 2**32)
         model = registry.build_model(job.model, task, job.hparams)
@@ -209,7 +217,7 @@ def execute_job(job: Job, write: bool = True) -> dict[str, Any]:
         if isinstance(hparams, dict):
             partial["model"]["hparams"] = json.loads(json.dumps(hparams, default=str))
         model = model.to(device)
-        outcome = train_and_evaluate(task, model, data, protocol, device, job.seed)
+        outcome = train_and_evaluate(task, model, data, protocol, device, job.seed, lambda phase, step, val: heartbeat.update(phase=phase, step=step, **({} if val is None else {"val_loss": val})))
     except Exception as exc:  # any fault of a plugin, a model or a file becomes a failed record
         rec = failed_record(job, _one_line(exc), "".join(traceback.format_exc().splitlines(True)[-25:]), partial)
         if write:

@@ -13,9 +13,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,11 +26,12 @@ from tqdm import tqdm
 
 from .joblog import CappedLog, tail_lines
 from .jobs import Job, failed_record, parent_partial, write_failed
+from .progress import SweepProgress, format_duration, format_heartbeat, parse_heartbeat
 from .protocol import protocol_for
 from .registry import load_task
 from .results import RecordError, read_record
 
-__all__ = ["Executor", "LocalProcessExecutor", "plan_jobs", "SweepSummary", "run_sweep", "job_timeout", "describe_record"]
+__all__ = ["Executor", "SweepCancelled", "LocalProcessExecutor", "plan_jobs", "SweepSummary", "run_sweep", "job_timeout", "describe_record"]
 
 
 def job_timeout(job: Job) -> float:
@@ -38,11 +41,25 @@ def job_timeout(job: Job) -> float:
     return protocol_for(load_task(job.task), job.profile).timeout_s
 
 
+#: Called with each heartbeat a running job reports (see :mod:`odebench.progress`).
+OnHeartbeat = Callable[[dict[str, Any]], None]
+
+
 class Executor(ABC):
-    """Runs one job to completion and returns its (already written) record."""
+    """Runs one job to completion and returns its (already written) record.
+
+    ``run`` may be called from several threads at once (``run_sweep(parallel=N)``).
+    """
 
     @abstractmethod
-    def run(self, job: Job) -> dict[str, Any]: ...
+    def run(self, job: Job, on_heartbeat: OnHeartbeat | None = None) -> dict[str, Any]: ...
+
+    def cancel(self) -> None:  # noqa: B027 - optional: executors without running jobs need nothing
+        """Stop every running job without writing records (the sweep was interrupted)."""
+
+
+class SweepCancelled(Exception):
+    """A job was stopped because its sweep was interrupted; it has no record."""
 
 
 class LocalProcessExecutor(Executor):
@@ -50,8 +67,18 @@ class LocalProcessExecutor(Executor):
 
     def __init__(self, poll_s: float = 0.2) -> None:
         self.poll_s = poll_s
+        self._live: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
+        self._cancelled = False
 
-    def run(self, job: Job) -> dict[str, Any]:
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            live = list(self._live)
+        for proc in live:
+            _kill_group(proc)
+
+    def run(self, job: Job, on_heartbeat: OnHeartbeat | None = None) -> dict[str, Any]:
         timeout = job_timeout(job)
         log_dir = Path(job.results_dir) / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -61,7 +88,12 @@ class LocalProcessExecutor(Executor):
         # The child must see the same intra-op thread count as the torch setting it applies.
         env["OMP_NUM_THREADS"] = str(job.threads)
         env["MKL_NUM_THREADS"] = str(job.threads)
-        log = CappedLog(log_path)
+        def on_line(line: str) -> None:
+            beat = parse_heartbeat(line)
+            if beat is not None and on_heartbeat is not None:
+                on_heartbeat(beat)
+
+        log = CappedLog(log_path, on_line=on_line)
         proc = subprocess.Popen(
             [sys.executable, "-m", "odebench.worker"],
             stdin=subprocess.PIPE,
@@ -70,6 +102,10 @@ class LocalProcessExecutor(Executor):
             env=env,
             start_new_session=True,
         )
+        with self._lock:
+            self._live.add(proc)
+            if self._cancelled:
+                _kill_group(proc)
         stdin, stdout = proc.stdin, proc.stdout
         if stdin is None or stdout is None:  # pragma: no cover - Popen was given PIPE for both
             raise RuntimeError("the worker was started without pipes")
@@ -88,6 +124,10 @@ class LocalProcessExecutor(Executor):
         finally:
             log.close()
             stdout.close()
+            with self._lock:
+                self._live.discard(proc)
+        if self._cancelled:
+            raise SweepCancelled(job.label)
         rec = self._child_record(job)
         if rec is not None:
             return rec
@@ -135,6 +175,7 @@ class SweepSummary:
     done: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[Job] = field(default_factory=list)
     busy: list[Job] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # run_id -> wall seconds of the job
 
     @property
     def failed(self) -> list[dict[str, Any]]:
@@ -202,39 +243,109 @@ def describe_record(rec: dict[str, Any]) -> str:
     return f"ok {score} train={rec['cost']['train_seconds']:.1f}s nfe_f={rec['cost']['nfe_forward']:.4g}"
 
 
-def run_sweep(jobs: Iterable[Job], executor: Executor | None = None, force: bool = False, log: Callable[[str], None] | None = None, progress: bool | None = None) -> SweepSummary:
-    """Run ``jobs`` one after another; resume by skipping jobs that already have an ``ok`` record.
+def _budget(job: Job) -> int:
+    """The protocol's step budget of ``job`` (1 when its task cannot be loaded)."""
+    try:
+        return int(protocol_for(load_task(job.task), job.profile).max_steps)
+    except Exception:  # noqa: BLE001 - the job itself will report a task that fails to load
+        return 1
+
+
+def run_sweep(
+    jobs: Iterable[Job],
+    executor: Executor | None = None,
+    force: bool = False,
+    log: Callable[[str], None] | None = None,
+    progress: bool | None = None,
+    parallel: int = 1,
+) -> SweepSummary:
+    """Run ``jobs``, ``parallel`` at a time; resume by skipping jobs that already have an ``ok`` record.
 
     ``force`` reruns them. A job another sweep is running (its lock is held by a live
-    process) is left to that sweep. Every finished job is logged as one line.
+    process) is left to that sweep. A line is logged when each job starts (with its step
+    budget), for each heartbeat it sends (with the sweep's ETA from the steps left), and
+    when it ends. A failed job never stops the others.
     """
+    if parallel < 1:
+        raise ValueError(f"parallel must be >= 1, got {parallel}")
     executor = executor or LocalProcessExecutor()
     jobs = list(jobs)
     summary = SweepSummary()
-    emit = log or (lambda line: tqdm.write(line, file=sys.stderr))
+    emit_lock = threading.Lock()
     bar = tqdm(total=len(jobs), file=sys.stderr, disable=(not sys.stderr.isatty()) if progress is None else not progress, unit="job")
-    try:
-        for i, job in enumerate(jobs, 1):
-            lock = _JobLock(job)
-            if not lock.acquire():
-                summary.busy.append(job)
-                emit(f"[{i}/{len(jobs)}] busy {job.label}: another sweep is running it")
-                bar.update(1)
-                continue
-            try:
-                # Checked under the lock, so a job another sweep just finished is not run again.
-                if not force and _has_ok_record(job):
-                    summary.skipped.append(job)
-                    emit(f"[{i}/{len(jobs)}] skip {job.label}: an ok record exists (use --force to rerun)")
-                    bar.update(1)
-                    continue
-                started = time.perf_counter()
-                rec = executor.run(job)
-            finally:
-                lock.release()
-            summary.done.append(rec)
-            emit(f"[{i}/{len(jobs)}] {job.label}: {describe_record(rec)} ({time.perf_counter() - started:.1f} s)")
+
+    def emit(line: str) -> None:
+        with emit_lock:
+            if log is not None:
+                log(line)
+            else:
+                tqdm.write(line, file=sys.stderr)
+
+    work = SweepProgress()
+    budgets = {job.run_id: _budget(job) for job in jobs}
+    for job in jobs:
+        work.add(job.run_id, budgets[job.run_id])
+    counter = iter(range(1, len(jobs) + 1))
+    counter_lock = threading.Lock()
+
+    def eta() -> str:
+        left = work.eta_seconds()
+        return "" if left is None else f", sweep ETA {format_duration(left)}"
+
+    def one(job: Job) -> None:
+        lock = _JobLock(job)
+        if not lock.acquire():
+            work.drop(job.run_id)
+            with counter_lock:
+                i = next(counter)
+            summary.busy.append(job)
+            emit(f"[{i}/{len(jobs)}] busy {job.label}: another sweep is running it")
             bar.update(1)
+            return
+        try:
+            # Checked under the lock, so a job another sweep just finished is not run again.
+            if not force and _has_ok_record(job):
+                work.drop(job.run_id)
+                with counter_lock:
+                    i = next(counter)
+                summary.skipped.append(job)
+                emit(f"[{i}/{len(jobs)}] skip {job.label}: an ok record exists (use --force to rerun)")
+                bar.update(1)
+                return
+            emit(f"start {job.label}: budget {budgets[job.run_id]} steps")
+
+            def on_heartbeat(beat: dict[str, Any]) -> None:
+                if isinstance(beat.get("step"), int):
+                    work.report(job.run_id, beat["step"])
+                emit(format_heartbeat(beat, work.eta_seconds()))
+
+            started = time.perf_counter()
+            rec = executor.run(job, on_heartbeat)
+        finally:
+            lock.release()
+        work.finish(job.run_id)
+        with counter_lock:
+            i = next(counter)
+        summary.done.append(rec)
+        summary.seconds[job.run_id] = time.perf_counter() - started
+        emit(f"[{i}/{len(jobs)}] {job.label}: {describe_record(rec)} ({time.perf_counter() - started:.1f} s{eta()})")
+        bar.update(1)
+
+    try:
+        if parallel == 1:
+            for job in jobs:
+                one(job)
+        else:
+            pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="odebench-job")
+            try:
+                for future in [pool.submit(one, job) for job in jobs]:
+                    future.result()
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                executor.cancel()
+                raise
+            finally:
+                pool.shutdown(wait=True)
     finally:
         bar.close()
     return summary

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +49,11 @@ def _validation_loss(model: torch.nn.Module, batches: TrainingSet, guard: NFEGua
     return total / len(batches.validation)
 
 
-def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Protocol, device: torch.device, seed: int, guard: NFEGuard | None = None) -> tuple[dict[str, Any], float, float | None]:
+#: ``progress(phase, step, val_loss)``: told where a run is, for heartbeats.
+Progress = Callable[[str, int, "float | None"], None]
+
+
+def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Protocol, device: torch.device, seed: int, guard: NFEGuard | None = None, progress: Progress | None = None) -> tuple[dict[str, Any], float, float | None]:
     """The training loop. Returns (facts, train_seconds, mean NFE-B per step)."""
     tensor_state(model)  # a state that cannot be saved fails now, not after the whole budget
     guard = guard or NFEGuard(model, None)
@@ -86,6 +91,8 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
         nfe_forward_total += nfe1 - nfe0
         nfe_backward_total += nfe2 - nfe1
         facts["steps"] = step + 1
+        if progress is not None:
+            progress("training", step + 1, None)
         last = step + 1 == protocol.max_steps
         if (step + 1) % protocol.eval_every == 0 or last:
             last_loss = float(loss.detach())
@@ -95,6 +102,8 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
             if not math.isfinite(val):
                 raise ModelOutputError(f"validation loss is {val} at step {step + 1}: the model produced NaN or Inf")
             facts["val_history"].append([step + 1, val])
+            if progress is not None:
+                progress("training", step + 1, val)
             if val < best_loss:
                 best_loss, since_best = val, 0
                 best_state = tensor_state(model)
@@ -152,12 +161,17 @@ def _evaluate(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: 
     return metrics, clock.seconds, float(np.mean(nfes))
 
 
-def train_and_evaluate(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Protocol, device: torch.device, seed: int) -> Outcome:
-    """Train ``model`` (already on ``device``) and score it; all measurements included."""
+def train_and_evaluate(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Protocol, device: torch.device, seed: int, progress: Progress | None = None) -> Outcome:
+    """Train ``model`` (already on ``device``) and score it; all measurements included.
+
+    ``progress`` (optional) is told the phase, the step and each validation loss.
+    """
     train_peak, infer_peak = GpuPeak(device), GpuPeak(device)
     with NFEGuard(model, protocol.max_nfe_per_call) as guard:
         with train_peak.tracking():
-            facts, train_seconds, nfe_backward = _train(task, model, data, protocol, device, seed, guard)
+            facts, train_seconds, nfe_backward = _train(task, model, data, protocol, device, seed, guard, progress)
+        if progress is not None:
+            progress("testing", int(facts["steps"]), facts.get("best_val_loss"))
         with infer_peak.tracking():
             metrics, infer_seconds, nfe_forward = _evaluate(task, model, data, protocol, device, guard)
     peaks = [b for b in (train_peak.bytes, infer_peak.bytes) if b is not None]
