@@ -1,8 +1,7 @@
-"""Hyperparameter checks and the per-system defaults every baseline shares.
+"""The per-system defaults every baseline shares, and the choice of field.
 
-A factory receives values already parsed from the command line (str, int, float or
-bool). The checks here turn them into the declared types or raise ``ValueError``
-naming the argument and what it accepts, so a typo never runs silently.
+The checks on hyperparameter values (``positive_int``, ``choice``, ...) are public, in
+:mod:`odebench.toolkit`; this module holds what is particular to the baselines.
 
 The per-system defaults keep the three architectures comparable: on a given task the
 Neural ODE, the ResNet and the LM-ResNet start from the same state scaling and, with
@@ -12,27 +11,19 @@ other.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from ..spec import TaskSpec
+from ..toolkit import choice
 
 __all__ = [
-    "ACTIVATIONS",
     "FIELDS",
     "SystemDefaults",
     "SYSTEM_DEFAULTS",
     "system_defaults",
     "resolve_field",
-    "positive_int",
-    "positive_float",
-    "boolean",
-    "choice",
 ]
-
-#: Pointwise nonlinearities a field may use; smooth ones suit an ODE solver best.
-ACTIVATIONS: tuple[str, ...] = ("silu", "tanh", "gelu", "softplus", "relu")
 
 #: Network families: ``mlp`` on the flattened state, ``conv`` a periodic 1-D convolution,
 #: ``auto`` whichever the system's defaults name.
@@ -86,36 +77,3 @@ def resolve_field(task: TaskSpec, field: Any) -> str:
             f"field='conv' needs a 1-D periodic state, but task {task.name!r} has state_shape {task.state_shape}; use field='mlp'"
         )
     return field
-
-
-def positive_int(name: str, value: Any) -> int:
-    """``value`` as an int >= 1 (bools are refused: ``True`` is not a width)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value}")
-    return int(value)
-
-
-def positive_float(name: str, value: Any) -> float:
-    """``value`` (an int or a float) as a finite float > 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    value = float(value)
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a positive finite number, got {value}")
-    return value
-
-
-def boolean(name: str, value: Any) -> bool:
-    """``value`` as a bool; only real booleans are accepted (the CLI parses ``true``/``false``)."""
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false, got {value!r}")
-    return value
-
-
-def choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
-    """``value`` if it is one of ``allowed``."""
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-    return value

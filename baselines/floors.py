@@ -26,9 +26,9 @@ import math
 import torch
 from torch import nn
 
-from ..spec import TaskSpec, UnsupportedTaskError
-from ._fields import check_forecast_input, check_window
-from ._options import positive_float, system_defaults
+from ..spec import TaskSpec
+from ..toolkit import check_forecast_input, check_window, for_kind, positive_float
+from ._options import system_defaults
 from .resnet import check_uniform_grid
 
 __all__ = [
@@ -114,28 +114,31 @@ class MomentClassifier(nn.Module):
         return self.linear(torch.cat([z.mean(dim=1), (z * z).mean(dim=1)], dim=1))
 
 
+_PERSISTENCE = {"forecast": Persistence}
+_MAJORITY = {"classify": Majority}
+_LINEAR = {"forecast": LinearForecaster, "classify": MomentClassifier}
+
+
 def build_persistence(task: TaskSpec) -> nn.Module:
-    """The persistence forecast; :class:`UnsupportedTaskError` for classification."""
-    if task.kind != "forecast":
-        raise UnsupportedTaskError(f"persistence only forecasts; task {task.name!r} is a {task.kind} task (use majority)")
-    return Persistence(task)
+    """The persistence forecast; :class:`~odebench.spec.UnsupportedTaskError` for other kinds."""
+    return for_kind(task, _PERSISTENCE, "persistence", hint="use majority to classify")(task)
 
 
 def build_majority(task: TaskSpec) -> nn.Module:
-    """The majority-class classifier; :class:`UnsupportedTaskError` for forecasting."""
-    if task.kind != "classify":
-        raise UnsupportedTaskError(f"majority only classifies; task {task.name!r} is a {task.kind} task (use persistence)")
-    return Majority(task)
+    """The majority-class classifier; :class:`~odebench.spec.UnsupportedTaskError` for other kinds."""
+    return for_kind(task, _MAJORITY, "majority", hint="use persistence to forecast")(task)
 
 
 def build_linear(task: TaskSpec, *, state_scale: float | None = None) -> nn.Module:
     """The linear floor for either task kind; ``state_scale`` as for the other baselines."""
+    build = for_kind(task, _LINEAR, "linear")
     scale = positive_float("state_scale", system_defaults(task).state_scale if state_scale is None else state_scale)
-    model: nn.Module = LinearForecaster(task, scale) if task.kind == "forecast" else MomentClassifier(task, scale)
+    model = build(task, scale)
     model.hparams = {"state_scale": scale}
     return model
 
 
 # The task kinds each factory can build for; the CLI skips other kinds when running 'all'.
-build_persistence.task_kinds = ("forecast",)  # type: ignore[attr-defined]
-build_majority.task_kinds = ("classify",)  # type: ignore[attr-defined]
+build_persistence.task_kinds = tuple(_PERSISTENCE)  # type: ignore[attr-defined]
+build_majority.task_kinds = tuple(_MAJORITY)  # type: ignore[attr-defined]
+build_linear.task_kinds = tuple(_LINEAR)  # type: ignore[attr-defined]

@@ -11,15 +11,14 @@ import torch
 import torch.nn.functional as F
 from scipy.integrate import solve_ivp
 
-from odebench.baselines import SolverStepLimitError
-from odebench.baselines._fields import MLP, PeriodicConv
 from odebench.baselines.floors import build_linear, build_majority, build_persistence
 from odebench.baselines.lm_resnet import build_lm_resnet
-from odebench.baselines.neural_ode import ADAPTIVE_METHODS, FIXED_METHODS, build_neural_ode
+from odebench.baselines.neural_ode import build_neural_ode
 from odebench.baselines.resnet import build_resnet
 from odebench.registry import PluginError, build_model, models
 from odebench.spec import TaskSpec, UnsupportedTaskError
 from odebench.tasks.specs import ALL_SPECS
+from odebench.toolkit import ADAPTIVE_METHODS, FIXED_METHODS, MLPField, PeriodicConvField, SolverStepLimitError
 
 torch.set_num_threads(1)
 
@@ -470,8 +469,8 @@ def test_built_in_tasks_get_their_system_field(name: str) -> None:
     for task in ALL_SPECS.values():
         model = FACTORIES[name](task)
         assert model.hparams["field"] == expected[task.system], task.name
-        fields = [m for m in model.modules() if isinstance(m, (PeriodicConv, MLP))]
-        assert fields and all(isinstance(m, PeriodicConv if expected[task.system] == "conv" else MLP) for m in fields), task.name
+        fields = [m for m in model.modules() if isinstance(m, (PeriodicConvField, MLPField))]
+        assert fields and all(isinstance(m, PeriodicConvField if expected[task.system] == "conv" else MLPField) for m in fields), task.name
 
 
 @pytest.mark.parametrize("kind", ["forecast", "classify"])
@@ -496,9 +495,9 @@ def test_conv_field_needs_a_one_dimensional_state() -> None:
 
 
 def test_floors_refuse_the_other_task_kind() -> None:
-    with pytest.raises(UnsupportedTaskError, match="only forecasts"):
+    with pytest.raises(UnsupportedTaskError, match="persistence builds for forecast tasks only"):
         build_persistence(TASKS["ks-classify"])
-    with pytest.raises(UnsupportedTaskError, match="only classifies"):
+    with pytest.raises(UnsupportedTaskError, match="majority builds for classify tasks only"):
         build_majority(HEAT)
     with pytest.raises(PluginError, match="does not support task"):
         build_model("majority", HEAT, {})
