@@ -1,4 +1,4 @@
-"""The ``odebench`` command line: list, run, leaderboard, data, validate.
+"""The ``odebench`` command line: list, run, leaderboard, data, records, validate.
 
 ``main(argv=None) -> int`` is testable without a subprocess. Misuse (unknown names,
 malformed options, unusable paths, unverified data) ends with one clear line on stderr
@@ -11,8 +11,9 @@ import argparse
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = ["main", "UsageError", "parse_seeds", "parse_model_args"]
 
@@ -108,7 +109,27 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name in sorted(entries):
         e = entries[name]
         print(f"{name:<{width}}  {e.distribution} {e.version}  ({e.target})")
+        if args.verbose:
+            from .describe import describe_model, describe_task
+
+            try:
+                text = describe_task(registry.load_task(name)) if args.what == "tasks" else describe_model(registry.model_factory(name))
+            except registry.PluginError as exc:
+                text = f"broken: {exc}"
+            print("\n".join("    " + line for line in text.splitlines()))
     return 0
+
+
+def cmd_records(args: argparse.Namespace) -> int:
+    from .upgrade import upgrade_results
+
+    results = Path(args.results)
+    if not results.is_dir():
+        raise UsageError(f"--results {args.results!r} is not a directory; point it at the directory given to 'odebench run --results'")
+    _writable_dir(str(results), "--results")
+    report = upgrade_results(results)
+    print(report.format())
+    return 1 if report.refused else 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -137,7 +158,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     specs = {name: registry.load_task(name) for name in task_names}
     _verify_data(task_names, args.data_dir)
     jobs = []
-    for job in plan_jobs(model_names, task_names, seeds, args.profile, results, hparams=hparams, device=args.device, threads=args.threads, timeout_s=args.timeout, max_memory_bytes=int(args.max_memory * 2**30) if args.max_memory else None, data_dir=args.data_dir):
+    max_memory = int(args.max_memory * 2**30) if args.max_memory else None
+    planned = plan_jobs(model_names, task_names, seeds, args.profile, results, hparams=hparams, device=args.device, threads=args.threads, timeout_s=args.timeout, max_memory_bytes=max_memory, data_dir=args.data_dir)
+    for job in planned:
         if registry.model_supports(job.model, specs[job.task].kind):
             jobs.append(job)
     for name in model_names:
@@ -231,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list registered models or tasks")
     p.add_argument("what", choices=["models", "tasks"])
+    p.add_argument("--verbose", "-v", action="store_true", help="tasks: kind, shapes, horizon, λ1, metrics, description; models: hyperparameters with defaults and allowed values")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("run", help="train and score models on tasks; one JSON record per (task, model, seed)")
@@ -261,6 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="build: regenerate into a temporary directory and compare with the canonical files")
     p.add_argument("--data-dir", default=None)
     p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("records", help="maintain result records: 'upgrade' rewrites records of an older schema in place")
+    p.add_argument("action", choices=["upgrade"])
+    p.add_argument("--results", required=True, help="directory of the records")
+    p.set_defaults(func=cmd_records)
 
     p = sub.add_parser("validate", help="check a model against every task's contract without training")
     p.add_argument("model", help="model name(s), comma-separated, or 'all'")

@@ -23,9 +23,10 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -289,13 +290,7 @@ def _check_arrays(spec: TaskSpec, split_name: str, arrays: Any) -> None:
         raise ValueError(f"{where}: params must have shape ({u.shape[0]}, p), got {params.shape}")
     if not np.all(np.isfinite(u)):
         raise ValueError(f"{where}: u contains NaN or Inf")
-    if spec.kind == "classify":
-        if y is None or y.shape != (u.shape[0],):
-            raise ValueError(f"{where}: a classification split needs labels y of shape ({u.shape[0]},)")
-        if y.min() < 0 or y.max() >= int(spec.n_classes or 0):
-            raise ValueError(f"{where}: labels must lie in [0, {spec.n_classes})")
-    elif y is not None:
-        raise ValueError(f"{where}: a forecast split has no labels")
+    spec.objective.check_labels(spec, where, y, u.shape[0])
 
 
 def _json_attr(value: Any) -> Any:
@@ -343,7 +338,7 @@ def write_split(
                 "split": split_name,
                 "system": spec.system,
                 "parameters": json.dumps(dict(spec.parameters), sort_keys=True),
-                "spec": json.dumps(spec.to_dict(), sort_keys=True),
+                "spec": json.dumps(spec.defining_dict(), sort_keys=True),
                 "generator": generator,
                 "seed": int(seed),
             }

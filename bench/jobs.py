@@ -26,8 +26,8 @@ from ._io import write_bytes_atomic
 from .measure import environment, peak_rss_bytes, resolve_device, set_threads
 from .protocol import protocol_for
 from .results import record_path, write_record
-from .spec import SCHEMA_VERSION, TaskSpec
-from .training import TaskData, train_and_evaluate
+from .spec import SCHEMA_VERSION, Split, TaskData, TaskSpec
+from .training import train_and_evaluate
 
 __all__ = ["Job", "execute_job", "failed_record", "weights_path", "load_task_data"]
 
@@ -53,7 +53,7 @@ class Job:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "Job":
+    def from_json(cls, text: str) -> Job:
         return cls(**json.loads(text))
 
     @property
@@ -81,7 +81,8 @@ def _base_record(job: Job) -> dict[str, Any]:
         "created": _now(),
         "seed": job.seed,
         "profile": job.profile,
-        "task": {"name": job.task, "version": None, "kind": None, "data_sha256": None},
+        "task": {"name": job.task, "version": None, "kind": None, "data_sha256": None, "spec": None},
+        "protocol": None,
         "model": {"name": job.model, "distribution": None, "version": None, "args": dict(job.hparams), "hparams": dict(job.hparams)},
         "status": "failed",
         "error": None,
@@ -105,7 +106,7 @@ def failed_record(job: Job, error: str, tb: str | None = None, partial: dict[str
     """A ``failed`` record for ``job`` with a one-line ``error`` and an optional traceback tail."""
     rec = _base_record(job)
     if partial:
-        rec.update({k: v for k, v in partial.items() if k in ("task", "model", "env")})
+        rec.update({k: v for k, v in partial.items() if k in ("task", "model", "env", "protocol")})
     rec["error"] = error.strip().splitlines()[0] if error.strip() else "unknown failure"
     rec["traceback"] = tb
     return rec
@@ -117,19 +118,8 @@ def load_task_data(task: TaskSpec, data_dir: str | None = None) -> tuple[TaskDat
 
     digest = data.verify_task(task.name, data_dir)
     splits = {name: data.load_split(task.name, name, data_dir, verify=False) for name in ("train", "val", "test")}
-    times = np.asarray(splits["test"].t, dtype=np.float64)
-    return (
-        TaskData(
-            train_u=splits["train"].u,
-            val_u=splits["val"].u,
-            test_u=splits["test"].u,
-            times=times - times[0],
-            train_y=splits["train"].y,
-            val_y=splits["val"].y,
-            test_y=splits["test"].y,
-        ),
-        digest,
-    )
+    arrays = {name: Split(u=s.u, t=np.asarray(s.t, dtype=np.float64), y=s.y) for name, s in splits.items()}
+    return TaskData(train=arrays["train"], val=arrays["val"], test=arrays["test"]), digest
 
 
 def _save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
@@ -153,10 +143,11 @@ def execute_job(job: Job, write: bool = True) -> dict[str, Any]:
         partial["env"] = environment(device)
         task = registry.load_task(job.task)
         data, digest = load_task_data(task, job.data_dir)
-        partial["task"] = {"name": task.name, "version": task.version, "kind": task.kind, "data_sha256": digest}
+        partial["task"] = {"name": task.name, "version": task.version, "kind": task.kind, "data_sha256": digest, "spec": task.to_dict()}
         entry = registry.models.entry(job.model)
         partial["model"] = {"name": job.model, "distribution": entry.distribution, "version": entry.version, "args": dict(job.hparams), "hparams": dict(job.hparams)}
         protocol = protocol_for(task, job.profile)
+        partial["protocol"] = protocol.to_dict()
         torch.manual_seed(job.seed)
         np.random.seed(job.seed % 2**32)
         model = registry.build_model(job.model, task, job.hparams)
@@ -171,11 +162,11 @@ def execute_job(job: Job, write: bool = True) -> dict[str, Any]:
             write_record(job.results_dir, rec)
         return rec
     rec = _base_record(job)
-    rec.update({k: partial[k] for k in ("task", "model", "env")})
+    rec.update({k: partial[k] for k in ("task", "model", "env", "protocol")})
     rec["status"] = "ok"
     rec["metrics"] = outcome.metrics
     rec["cost"] = {**outcome.cost, "peak_cpu_bytes": peak_rss_bytes()}
-    rec["train"] = {**outcome.train, "protocol": protocol.to_dict()}
+    rec["train"] = outcome.train
     if write:
         path = job.record_path
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -60,7 +60,7 @@ def valid_prediction_time(curve: np.ndarray, times: np.ndarray, threshold: float
     if curve.ndim != 2 or curve.shape[1] != times.shape[0]:
         raise ValueError(f"curve shape {curve.shape} does not match {times.shape[0]} times")
     exceed = ~(curve <= threshold)  # NaN counts as an exceedance
-    capped = ~exceed.any(axis=1)
+    capped = np.asarray(~exceed.any(axis=1))
     first = np.where(capped, times.shape[0] - 1, exceed.argmax(axis=1))
     return times[first] * lyapunov_exponent, capped
 

@@ -23,7 +23,7 @@ stopping and wall-clock cap (AlgoPerf's split); a model only owns its architectu
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from .spec import TaskSpec
@@ -96,10 +96,7 @@ def protocol_for(task: TaskSpec, profile: str) -> Protocol:
     """The protocol of ``task`` under ``profile`` (``quick`` or ``standard``)."""
     if profile not in _BASE:
         raise ValueError(f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}")
-    base = _BASE[profile]
-    if task.kind == "classify":
-        return replace(base, batch_size=2 * base.batch_size)
-    return base
+    return task.objective.adapt_protocol(task, _BASE[profile])
 
 
 def learning_rate(protocol: Protocol, step: int) -> float:

@@ -1,17 +1,25 @@
 """Result records: one JSON file per (task, model, seed, profile), written atomically.
 
 A record is plain JSON (never a pickle), so reading a results directory can run no code.
-Layout (``schema_version`` 1)::
+A record is self-describing: it carries the task's full spec as it was run (time grid,
+λ1, thresholds, description, the main score and every metric's label and direction)
+and the training protocol, so a leaderboard is a function of its records alone.
+Layout (``schema_version`` 2)::
 
-    schema_version, created (ISO 8601, UTC), seed, profile, status ("ok"|"failed"),
+    schema_version, run_id, created (ISO 8601, UTC), seed, profile, status ("ok"|"failed"),
     error (one line or null), traceback (tail or null),
-    task    {name, version, kind, data_sha256},
-    model   {name, distribution, version, args (the --model-arg values), hparams (resolved)},
-    metrics {...task metrics...},
-    cost    {nfe_forward, nfe_backward, train_seconds, infer_seconds, peak_gpu_bytes,
-             peak_gpu_bytes_train, peak_gpu_bytes_infer, peak_cpu_bytes, params},
-    train   {...protocol facts: steps, epochs, truncated, ...},
-    env     {python, torch, cuda, device, device_name, cpu_model, threads, git_commit, git_dirty, ...}
+    task     {name, version, kind, data_sha256, spec (TaskSpec.to_dict(); null if never loaded)},
+    protocol {...Protocol.to_dict()...} or null (a run that failed before it had one),
+    model    {name, distribution, version, args (the --model-arg values), hparams (resolved)},
+    metrics  {...the objective's test metrics...},
+    cost     {nfe_forward, nfe_backward, train_seconds, infer_seconds, peak_gpu_bytes,
+              peak_gpu_bytes_train, peak_gpu_bytes_infer, peak_cpu_bytes, params,
+              eval_batch_size, n_test_times},
+    train    {...protocol facts: steps, truncated, stopped_early, best_step, val_history, ...},
+    env      {python, torch, cuda, device, device_name, cpu_model, threads, git_commit, git_dirty, ...}
+
+Schema 1 records (no ``task.spec``, the protocol under ``train``) are upgraded in place
+by ``odebench records upgrade --results DIR`` (:mod:`odebench.upgrade`).
 """
 
 from __future__ import annotations
@@ -20,9 +28,10 @@ import json
 import math
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ._io import write_bytes_atomic
 from .spec import SCHEMA_VERSION
@@ -43,7 +52,7 @@ __all__ = [
 ]
 
 STATUSES = ("ok", "failed")
-REQUIRED_KEYS = ("schema_version", "task", "model", "seed", "profile", "status", "error", "metrics", "cost", "env", "created")
+REQUIRED_KEYS = ("schema_version", "task", "protocol", "model", "seed", "profile", "status", "error", "metrics", "cost", "env", "created")
 COST_KEYS = (
     "nfe_forward",
     "nfe_backward",
@@ -77,11 +86,14 @@ def validate_record(rec: Any) -> dict[str, Any]:
     """Return ``rec`` if it has the record layout; raise :class:`RecordError` naming what is wrong."""
     if not isinstance(rec, dict):
         raise RecordError(f"expected a JSON object, got {type(rec).__name__}")
+    version = rec.get("schema_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version < SCHEMA_VERSION:
+        raise RecordError(f"schema_version {version} was written by an older odebench; upgrade it in place with 'odebench records upgrade --results DIR'")
+    if version != SCHEMA_VERSION:
+        raise RecordError(f"schema_version {version!r} is not the supported {SCHEMA_VERSION}")
     missing = [k for k in REQUIRED_KEYS if k not in rec]
     if missing:
         raise RecordError(f"missing keys {missing}")
-    if rec["schema_version"] != SCHEMA_VERSION:
-        raise RecordError(f"schema_version {rec['schema_version']!r} is not the supported {SCHEMA_VERSION}")
     if rec["status"] not in STATUSES:
         raise RecordError(f"status {rec['status']!r} is not one of {STATUSES}")
     for part, keys in (("task", ("name", "version", "data_sha256")), ("model", ("name", "distribution", "version", "hparams"))):
@@ -91,10 +103,17 @@ def validate_record(rec: Any) -> dict[str, Any]:
         raise RecordError(f"seed must be an integer, got {rec['seed']!r}")
     if not isinstance(rec["metrics"], dict) or not isinstance(rec["cost"], dict) or not isinstance(rec["env"], dict):
         raise RecordError("'metrics', 'cost' and 'env' must be objects")
+    spec = rec["task"].get("spec")
+    if spec is not None and not (isinstance(spec, dict) and isinstance(spec.get("main_metric"), str) and isinstance(spec.get("metrics"), list)):
+        raise RecordError("'task.spec' must be the task's spec object, with 'main_metric' and a 'metrics' list")
+    if rec["protocol"] is not None and not isinstance(rec["protocol"], dict):
+        raise RecordError("'protocol' must be an object or null")
     if rec["status"] == "ok":
         missing_cost = [k for k in COST_KEYS if k not in rec["cost"]]
         if missing_cost:
             raise RecordError(f"an ok record needs cost keys {missing_cost}")
+        if spec is None or rec["protocol"] is None:
+            raise RecordError("an ok record needs the task's spec ('task.spec') and the 'protocol' it ran under")
     elif not rec["error"]:
         raise RecordError("a failed record needs an 'error' message")
     return rec

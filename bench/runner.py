@@ -15,18 +15,19 @@ import subprocess
 import sys
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from tqdm import tqdm
 
-from .jobs import Job, execute_job, failed_record
+from .jobs import Job, failed_record
 from .protocol import protocol_for
 from .registry import load_task
 from .results import RecordError, read_record, write_record
 
-__all__ = ["Executor", "InProcessExecutor", "LocalProcessExecutor", "plan_jobs", "SweepSummary", "run_sweep", "job_timeout"]
+__all__ = ["Executor", "LocalProcessExecutor", "plan_jobs", "SweepSummary", "run_sweep", "job_timeout", "describe_record"]
 
 
 def job_timeout(job: Job) -> float:
@@ -41,13 +42,6 @@ class Executor(ABC):
 
     @abstractmethod
     def run(self, job: Job) -> dict[str, Any]: ...
-
-
-class InProcessExecutor(Executor):
-    """Runs jobs in this process: no isolation and no timeout; for debugging."""
-
-    def run(self, job: Job) -> dict[str, Any]:
-        return execute_job(job)
 
 
 def _tail(path: Path, lines: int = 25) -> str | None:
@@ -194,14 +188,14 @@ class _JobLock:
             pass
 
 
-def _describe(rec: dict[str, Any]) -> str:
+def describe_record(rec: dict[str, Any]) -> str:
+    """One line about a finished job: its main score (named by the record's own spec) and costs."""
     if rec["status"] != "ok":
         return f"FAILED: {rec['error']}"
-    m = rec["metrics"]
-    for key in ("vpt", "accuracy", "nrmse_mean"):
-        if key in m and m[key] is not None:
-            return f"ok {key}={m[key]:.4g} train={rec['cost']['train_seconds']:.1f}s nfe_f={rec['cost']['nfe_forward']:.4g}"
-    return "ok"
+    main = str((rec["task"].get("spec") or {}).get("main_metric", ""))
+    value = rec["metrics"].get(main)
+    score = f"{main}={value:.4g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else f"{main or 'main score'}=n/a"
+    return f"ok {score} train={rec['cost']['train_seconds']:.1f}s nfe_f={rec['cost']['nfe_forward']:.4g}"
 
 
 def run_sweep(jobs: Iterable[Job], executor: Executor | None = None, force: bool = False, log: Callable[[str], None] | None = None, progress: bool | None = None) -> SweepSummary:
@@ -235,7 +229,7 @@ def run_sweep(jobs: Iterable[Job], executor: Executor | None = None, force: bool
             finally:
                 lock.release()
             summary.done.append(rec)
-            emit(f"[{i}/{len(jobs)}] {job.label}: {_describe(rec)} ({time.perf_counter() - started:.1f} s)")
+            emit(f"[{i}/{len(jobs)}] {job.label}: {describe_record(rec)} ({time.perf_counter() - started:.1f} s)")
             bar.update(1)
     finally:
         bar.close()

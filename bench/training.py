@@ -1,7 +1,9 @@
 """Train one model on one task under the harness's protocol, then score it on the test split.
 
-Everything here is harness-owned and identical for every model: batching, loss,
-optimiser, schedule, early stopping, the clocks, NFE bookkeeping and the metrics.
+Everything here is harness-owned and identical for every model: the optimiser, the
+schedule, early stopping, the clocks and the NFE bookkeeping. What depends on the task
+kind (batches, loss, how a test item is fed to the model, the metrics) is asked of the
+task's :class:`~odebench.spec.Objective`.
 """
 
 from __future__ import annotations
@@ -13,36 +15,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .measure import GpuPeak, Stopwatch
-from .metrics import classify_metrics, forecast_metrics
 from .protocol import Protocol, learning_rate
-from .spec import ModelOutputError, TaskSpec, check_model_output
+from .spec import ModelOutputError, TaskData, TaskSpec, TrainingSet, check_model_output, read_nfe
 
-__all__ = ["TaskData", "Outcome", "train_and_evaluate", "count_parameters", "VAL_SEED"]
-
-#: The validation windows are drawn once with this seed, the same for every model and run seed.
-VAL_SEED = 12345
-
-
-@dataclass
-class TaskData:
-    """The three splits of a task as arrays, plus the training split's per-dimension σ."""
-
-    train_u: np.ndarray
-    val_u: np.ndarray
-    test_u: np.ndarray
-    times: np.ndarray  # time grid of a test trajectory (starts at 0)
-    train_y: np.ndarray | None = None
-    val_y: np.ndarray | None = None
-    test_y: np.ndarray | None = None
-    sigma: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        if self.sigma is None:
-            axes = (0, 1)
-            self.sigma = np.asarray(self.train_u, dtype=np.float64).std(axis=axes)
+__all__ = ["Outcome", "train_and_evaluate", "count_parameters"]
 
 
 @dataclass
@@ -57,84 +35,14 @@ def count_parameters(model: torch.nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
 
 
-def _nfe(model: torch.nn.Module) -> int:
-    value = getattr(model, "nfe", None)
-    if not isinstance(value, int):
-        raise ModelOutputError(f"model attribute 'nfe' is {type(value).__name__}, expected int")
-    return value
-
-
-class _Batches:
-    """Training/validation inputs and targets for one task kind, on the run's device."""
-
-    def __init__(self, task: TaskSpec, data: TaskData, protocol: Protocol, device: torch.device, seed: int) -> None:
-        self.task = task
-        self.device = device
-        self.protocol = protocol
-        self.rng = np.random.default_rng(seed)
-        self.train_u = torch.as_tensor(np.asarray(data.train_u, dtype=np.float32), device=device)
-        if task.kind == "forecast":
-            window = int(task.train_window or 2)
-            if self.train_u.shape[1] < window:
-                raise ValueError(f"training trajectories have {self.train_u.shape[1]} samples, fewer than train_window={window}")
-            self.window = window
-            self.t = torch.as_tensor(task.dt * np.arange(window), dtype=torch.float32, device=device)
-            self.sigma = torch.as_tensor(np.asarray(data.sigma, dtype=np.float32), device=device)
-            val_rng = np.random.default_rng(VAL_SEED)
-            n_val = protocol.val_batches * protocol.batch_size
-            idx = val_rng.integers(0, data.val_u.shape[0], n_val)
-            start = val_rng.integers(0, data.val_u.shape[1] - window + 1, n_val)
-            val = np.stack([data.val_u[i, s : s + window] for i, s in zip(idx, start)])
-            self.val = [torch.as_tensor(np.asarray(v, dtype=np.float32), device=device) for v in np.array_split(val, protocol.val_batches)]
-        else:
-            self.train_y = torch.as_tensor(np.asarray(data.train_y, dtype=np.int64), device=device)
-            n_val = min(data.val_u.shape[0], protocol.val_batches * protocol.eval_batch_size)
-            xs = np.asarray(data.val_u[:n_val], dtype=np.float32)
-            ys = np.asarray(data.val_y[:n_val], dtype=np.int64)
-            chunks = max(1, math.ceil(n_val / protocol.eval_batch_size))
-            self.val = [
-                (torch.as_tensor(x, device=device), torch.as_tensor(y, device=device))
-                for x, y in zip(np.array_split(xs, chunks), np.array_split(ys, chunks))
-            ]
-
-    def sample(self) -> Any:
-        n = self.protocol.batch_size
-        if self.task.kind == "forecast":
-            idx = torch.as_tensor(self.rng.integers(0, self.train_u.shape[0], n), device=self.device)
-            start = torch.as_tensor(self.rng.integers(0, self.train_u.shape[1] - self.window + 1, n), device=self.device)
-            offsets = start[:, None] + torch.arange(self.window, device=self.device)[None, :]
-            return self.train_u[idx[:, None], offsets]
-        idx = torch.as_tensor(self.rng.integers(0, self.train_u.shape[0], n), device=self.device)
-        return self.train_u[idx], self.train_y[idx]
-
-    def loss(self, model: torch.nn.Module, batch: Any) -> torch.Tensor:
-        if self.task.kind == "forecast":
-            pred = model(batch[:, 0], self.t)
-            _shape_only(self.task, pred, tuple(batch.shape))
-            z = (pred[:, 1:] - batch[:, 1:]) / self.sigma
-            return (z * z).mean()
-        x, y = batch
-        logits = model(x)
-        _shape_only(self.task, logits, (x.shape[0], int(self.task.n_classes or 0)))
-        return F.cross_entropy(logits, y)
-
-
-def _shape_only(task: TaskSpec, out: Any, expected: tuple[int, ...]) -> None:
-    """The per-step contract check: type and shape only, so training never waits on the GPU."""
-    if not isinstance(out, torch.Tensor):
-        raise ModelOutputError(f"model returned {type(out).__name__}, expected a torch.Tensor")
-    if tuple(out.shape) != tuple(expected):
-        raise ModelOutputError(f"model returned shape {tuple(out.shape)}, expected {tuple(expected)} for a {task.kind} task")
-
-
-def _validation_loss(model: torch.nn.Module, batches: _Batches) -> float:
+def _validation_loss(model: torch.nn.Module, batches: TrainingSet) -> float:
     model.eval()
     total = 0.0
     with torch.no_grad():
-        for batch in batches.val:
+        for batch in batches.validation:
             total += float(batches.loss(model, batch))
     model.train()
-    return total / len(batches.val)
+    return total / len(batches.validation)
 
 
 def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Protocol, device: torch.device, seed: int) -> tuple[dict[str, Any], float, float | None]:
@@ -144,7 +52,7 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
     if not params:
         facts["note"] = "no trainable parameters: nothing to train"
         return facts, 0.0, 0.0
-    batches = _Batches(task, data, protocol, device, seed)
+    batches = task.objective.training_set(task, data, protocol, device, seed)
     optimiser = torch.optim.Adam(params, lr=protocol.learning_rate, weight_decay=protocol.weight_decay)
     clock = Stopwatch(device)
     started = time.perf_counter()
@@ -159,12 +67,12 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
             for group in optimiser.param_groups:
                 group["lr"] = learning_rate(protocol, step)
             batch = batches.sample()
-            nfe0 = _nfe(model)
+            nfe0 = read_nfe(model)
             loss = batches.loss(model, batch)
-            nfe1 = _nfe(model)
+            nfe1 = read_nfe(model)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
-            nfe2 = _nfe(model)
+            nfe2 = read_nfe(model)
             if protocol.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, protocol.grad_clip)
             optimiser.step()
@@ -209,35 +117,28 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
 
 def _evaluate(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Protocol, device: torch.device) -> tuple[dict[str, Any], float, float]:
     """Score on the test split. Returns (metrics, infer_seconds, mean NFE-F per forward)."""
-    n = data.test_u.shape[0] if protocol.test_limit is None else min(protocol.test_limit, data.test_u.shape[0])
-    test_u = np.asarray(data.test_u[:n], dtype=np.float32)
+    objective = task.objective
+    n_all = data.test.u.shape[0]
+    n = n_all if protocol.test_limit is None else min(protocol.test_limit, n_all)
+    test_u = np.asarray(data.test.u[:n], dtype=np.float32)
     bs = protocol.eval_batch_size
     chunks = [test_u[i : i + bs] for i in range(0, n, bs)]
+    t = torch.as_tensor(data.times, dtype=torch.float32, device=device)
     model.eval()
     clock = Stopwatch(device)
     outputs: list[np.ndarray] = []
     nfes: list[int] = []
     with torch.no_grad():
-        if task.kind == "forecast":
-            t = torch.as_tensor(data.times - data.times[0], dtype=torch.float32, device=device)
-            run = lambda x: model(x[:, 0], t)  # noqa: E731
-        else:
-            run = lambda x: model(x)  # noqa: E731
-        run(torch.as_tensor(chunks[0][:1], device=device))  # warm-up: first-call allocations, lazy init
+        objective.call(task, model, torch.as_tensor(chunks[0][:1], device=device), t)  # warm-up: first-call allocations, lazy init
         for chunk in chunks:
             x = torch.as_tensor(chunk, device=device)
-            nfe0 = _nfe(model)
+            nfe0 = read_nfe(model)
             with clock.running():
-                out = run(x)
-            nfes.append(_nfe(model) - nfe0)
-            # A forecast may diverge on the long test horizon; the metrics score that (nRMSE = inf).
-            out = check_model_output(task, out, x.shape[0], allow_nonfinite=task.kind == "forecast")
+                out = objective.call(task, model, x, t)
+            nfes.append(read_nfe(model) - nfe0)
+            out = check_model_output(task, out, x.shape[0], allow_nonfinite=objective.allows_nonfinite(task))
             outputs.append(out.detach().to("cpu", torch.float64).numpy())
-    pred = np.concatenate(outputs)
-    if task.kind == "forecast":
-        metrics = forecast_metrics(pred, test_u.astype(np.float64), data.sigma, data.times - data.times[0], task.eval_times, task.lyapunov_exponent, task.vpt_threshold)
-    else:
-        metrics = classify_metrics(pred, np.asarray(data.test_y[:n]), int(task.n_classes or 0))
+    metrics = objective.score(task, np.concatenate(outputs), data, n)
     metrics["n_test"] = int(n)
     return metrics, clock.seconds, float(np.mean(nfes))
 
@@ -260,7 +161,7 @@ def train_and_evaluate(task: TaskSpec, model: torch.nn.Module, data: TaskData, p
         "peak_gpu_bytes_infer": infer_peak.bytes,
         "params": count_parameters(model),
         "eval_batch_size": protocol.eval_batch_size,
-        "n_output_times": int(task.train_window or task.n_times) if task.kind == "forecast" else None,
+        "n_test_times": int(data.test.u.shape[1]),
     }
     state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
     return Outcome(metrics=metrics, cost=cost, train=facts, state_dict=state)

@@ -24,7 +24,8 @@ from scipy.integrate import solve_ivp  # noqa: E402
 
 from odebench.data import load_split  # noqa: E402
 from odebench.tasks.build import build  # noqa: E402
-from odebench.tasks.lorenz import LORENZ_FORECAST, RECIPES, _random_initial_states, lorenz_rhs  # noqa: E402
+from odebench.tasks.lorenz import LORENZ_FORECAST, RECIPES  # noqa: E402
+from odebench.tasks.systems.lorenz import lorenz_initial_states, lorenz_rhs  # noqa: E402
 
 
 def _dop853(u0: np.ndarray, duration: float, t_eval: np.ndarray | None = None) -> np.ndarray:
@@ -52,7 +53,7 @@ def main() -> None:
     transient = float(LORENZ_FORECAST.parameters["transient"])
     k = max(1, min(args.subset, plan.n))
     rng = np.random.default_rng(0)
-    boxes = _random_initial_states(rng, k, np.full(k, LORENZ_FORECAST.parameters["rho"]))
+    boxes = lorenz_initial_states(rng, k, np.full(k, LORENZ_FORECAST.parameters["rho"]))
     sigma = test.u.reshape(-1, 3).std(axis=0)
     start = time.perf_counter()
     final_nrmse = []

@@ -18,15 +18,15 @@ import torch
 from odebench.baselines import _fields
 from odebench.baselines.resnet import build_resnet
 from odebench.protocol import protocol_for
-from odebench.spec import TaskSpec
-from odebench.training import TaskData, _train
+from odebench.spec import Split, TaskData, TaskSpec
+from odebench.training import _train
 
 torch.set_num_threads(1)
 TASK = TaskSpec(name="bench-forecast", version="1", kind="forecast", system="lorenz", state_shape=(3,), dt=0.01, n_times=64, train_window=20)
 STEPS = 150
 PROTOCOL = replace(protocol_for(TASK, "standard"), max_steps=STEPS, eval_every=10**9, wall_clock_cap_s=1e9, val_batches=1)
 RNG = np.random.default_rng(0)
-DATA = TaskData(train_u=RNG.normal(size=(64, 200, 3)).astype(np.float32), val_u=RNG.normal(size=(8, 64, 3)).astype(np.float32), test_u=RNG.normal(size=(8, 64, 3)).astype(np.float32), times=TASK.times)
+DATA = TaskData(*(Split(u=RNG.normal(size=(n, t, 3)).astype(np.float32), t=0.01 * np.arange(t)) for n, t in ((64, 200), (8, 64), (8, 64))))
 
 
 def _model() -> torch.nn.Module:

@@ -1,1 +1,2 @@
-"""Built-in tasks: simulators, task specs and the frozen dataset splits."""
+"""Built-in tasks: their specs and split recipes, the frozen dataset splits, and in
+``systems`` the simulators they are generated with."""

@@ -1,7 +1,8 @@
 """How a task's frozen splits are generated: one :class:`Recipe` per task.
 
-Each system module (``heat.py``, ``lorenz.py``, ``ks.py``) defines its task specs and a
-``RECIPES`` dict of name -> :class:`Recipe`; ``build.py`` turns recipes into HDF5 files.
+Each task module (``heat.py``, ``lorenz.py``, ``ks.py``) defines its task specs and a
+``RECIPES`` dict of name -> :class:`Recipe` whose generators call the mathematics in
+``systems/``; ``build.py`` turns recipes into HDF5 files.
 """
 
 from __future__ import annotations

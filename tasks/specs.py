@@ -28,7 +28,7 @@ def _merge(*groups: dict[str, Recipe]) -> dict[str, Recipe]:
     for group in groups:
         for name, recipe in group.items():
             if name in merged:
-                raise ValueError(f"two system modules define a recipe for task {name!r}; rename one")
+                raise ValueError(f"two task modules define a recipe for task {name!r}; rename one")
             if recipe.spec.name != name:
                 raise ValueError(f"recipe {name!r} carries the spec of task {recipe.spec.name!r}")
             merged[name] = recipe

@@ -79,6 +79,19 @@ def test_list_models_and_tasks(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and "lorenz-forecast" in out and "odebench" in out
 
 
+def test_list_verbose_describes_tasks_and_models(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_main(["list", "tasks", "--verbose"], capsys)
+    assert code == 0
+    lorenz = out.split("lorenz-forecast", 1)[1]
+    assert "kind forecast" in lorenz and "λ1 = 0.9056" in lorenz and "state shape (3,)" in lorenz and "22.6 Lyapunov times" in lorenz
+    assert "main score: VPT (Lyapunov times)" in lorenz and "nRMSE@1 LT ↓" in lorenz
+    code, out, _ = run_main(["list", "models", "-v"], capsys)
+    assert code == 0
+    node = out.split("neural-ode", 1)[1].split("persistence", 1)[0]
+    assert "--model-arg method=" in node and "--model-arg adjoint=" in node and "default" in node
+    assert "task kinds: forecast" in out.split("persistence", 1)[1]
+
+
 def test_console_script_misuse_in_a_subprocess(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "odebench.cli", "run", "--model", "resnet", "--task", "nope", "--results", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 2

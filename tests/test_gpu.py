@@ -8,8 +8,8 @@ import torch
 
 from odebench.measure import GpuPeak, Stopwatch, environment
 from odebench.protocol import protocol_for
-from odebench.spec import TaskSpec
-from odebench.training import TaskData, train_and_evaluate
+from odebench.spec import Split, TaskData, TaskSpec
+from odebench.training import train_and_evaluate
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
@@ -66,7 +66,7 @@ class _Hungry(torch.nn.Module):
 def test_train_and_infer_peaks_and_synchronised_times_on_cuda() -> None:
     task = TaskSpec(name="toy-forecast", version="1", kind="forecast", system="toy", state_shape=(3,), dt=0.1, n_times=8, train_window=4)
     rng = np.random.default_rng(0)
-    data = TaskData(train_u=rng.normal(size=(8, 8, 3)), val_u=rng.normal(size=(4, 8, 3)), test_u=rng.normal(size=(4, 8, 3)), times=task.times)
+    data = TaskData(*(Split(u=rng.normal(size=(n, 8, 3)), t=task.times) for n in (8, 4, 4)))
     model = _Hungry().to(CUDA)
     outcome = train_and_evaluate(task, model, data, protocol_for(task, "quick"), CUDA, seed=0)
     cost = outcome.cost

@@ -7,7 +7,8 @@ import pytest
 from scipy.linalg import expm
 
 from odebench.tasks._recipe import SplitPlan
-from odebench.tasks.heat import HEAT_CLASSIFY, HEAT_FORECAST, RECIPES, decay_rates, heat_solution
+from odebench.tasks.heat import HEAT_CLASSIFY, HEAT_FORECAST, RECIPES
+from odebench.tasks.systems.heat import decay_rates, heat_solution
 
 KAPPA = 0.01
 LENGTH = 1.0

@@ -7,11 +7,10 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from odebench.data import load_split
-from odebench.tasks.lorenz import (
+from odebench.tasks.lorenz import LORENZ_CLASSIFY, LORENZ_FORECAST
+from odebench.tasks.systems.lorenz import (
     BETA,
-    LAMBDA1,
-    LORENZ_CLASSIFY,
-    LORENZ_FORECAST,
+    LORENZ_LAMBDA1,
     SIGMA,
     is_periodic,
     lobe_switch_times,
@@ -19,6 +18,7 @@ from odebench.tasks.lorenz import (
     lorenz_lyapunov,
     lorenz_rhs,
     lorenz_solution,
+    shows_regime,
 )
 
 RHO_H = SIGMA * (SIGMA + BETA + 3) / (SIGMA - BETA - 1)  # Hopf point of C±, ≈ 24.74
@@ -96,6 +96,20 @@ def test_periodicity_and_lobe_detectors() -> None:
     assert all(np.sign(x[round(t / dt) - 1]) != np.sign(x[round(t / dt)]) for t in switches)
 
 
+def test_regime_check_of_a_spiral_into_c_plus() -> None:
+    rho, dt = 10.0, 0.0125
+    segment = lorenz_solution(lorenz_fixed_points(rho) + np.array([1.0, -1.0, 2.0]), dt, 321, rho)
+    assert shows_regime("fixed-point", segment, rho, dt, 201)
+    assert not shows_regime("periodic", segment, rho, dt, 201)
+    assert not shows_regime("transient-chaos", segment, rho, dt, 201)
+    with pytest.raises(ValueError, match="unknown regime"):
+        shows_regime("fixed point", segment, rho, dt, 201)
+    with pytest.raises(ValueError, match="segment"):
+        shows_regime("chaos", segment[None], rho, dt, 201)
+    with pytest.raises(ValueError, match="n_window"):
+        shows_regime("chaos", segment, rho, dt, 400)
+
+
 # --------------------------------------------------------------- the stored splits
 
 
@@ -107,7 +121,7 @@ def forecast_test():
 def test_forecast_split_has_the_spec_layout(forecast_test) -> None:
     assert forecast_test.u.shape == (forecast_test.u.shape[0], LORENZ_FORECAST.n_times, 3)
     np.testing.assert_allclose(forecast_test.t, LORENZ_FORECAST.times)
-    assert LORENZ_FORECAST.horizon * LAMBDA1 >= 15.0
+    assert LORENZ_FORECAST.horizon * LORENZ_LAMBDA1 >= 15.0
 
 
 def test_stored_initial_state_reproduces_the_stored_trajectory(forecast_test) -> None:

@@ -40,6 +40,8 @@ def test_wheel_contains_only_the_odebench_package(wheel: Path) -> None:
     for forbidden in ("bench/", "tasks/", "baselines/", "tests/"):
         assert not any(n.startswith(forbidden) for n in names)
     assert "odebench/tasks/__init__.py" in names and "odebench/baselines/__init__.py" in names and "odebench/cli.py" in names
+    for system in ("__init__", "_etdrk", "_spectral", "heat", "lorenz", "ks"):
+        assert f"odebench/tasks/systems/{system}.py" in names
 
 
 def test_wheel_ships_the_frozen_splits_and_manifest(wheel: Path) -> None:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-pytest.importorskip("odebench.tasks.ks")  # the collective module needs every system module
+pytest.importorskip("odebench.tasks.ks")  # the collective module needs every task module
 
 from odebench import data, registry  # noqa: E402
 from odebench.tasks import specs  # noqa: E402
-from odebench.tasks.build import build  # noqa: E402
+from odebench.tasks._recipe import SplitPlan  # noqa: E402
+from odebench.tasks.build import build, build_recipes  # noqa: E402
 
 NAMES = ["heat-forecast", "heat-classify", "lorenz-forecast", "lorenz-classify", "ks-forecast", "ks-classify"]
 
@@ -44,6 +46,22 @@ def test_recipe_plans_fit_the_spec(name: str) -> None:
         assert len(spec.class_names) == spec.n_classes
     else:
         assert all(plan.n_times >= spec.train_window for plan in recipe.splits.values())
+
+
+@pytest.mark.parametrize(
+    ("name", "split", "n_times", "message"),
+    [
+        ("heat-classify", "train", 12, "train trajectories need n_times = 11, got 12"),
+        ("heat-forecast", "test", 100, "test trajectories need n_times = 101, got 100"),
+        ("heat-forecast", "val", 20, "val trajectories are shorter than train_window = 21"),
+    ],
+)
+def test_build_rejects_a_plan_that_does_not_fit_the_spec(name: str, split: str, n_times: int, message: str, tmp_path: Path) -> None:
+    recipe = specs.ALL_RECIPES[name]
+    plans = {**recipe.splits, split: SplitPlan(4, n_times, recipe.splits[split].seed)}
+    with pytest.raises(ValueError, match=message):
+        build_recipes({name: dataclasses.replace(recipe, splits=plans)}, tmp_path)
+    assert not any(tmp_path.iterdir())  # plans are checked before anything is generated
 
 
 def test_every_split_has_its_own_seed() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -9,23 +10,27 @@ import pytest
 import torch
 
 from odebench.protocol import Protocol, learning_rate, protocol_for
-from odebench.spec import ModelOutputError, TaskSpec
-from odebench.training import TaskData, train_and_evaluate
+from odebench.spec import ModelOutputError, Split, TaskData, TaskSpec
+from odebench.training import train_and_evaluate
 
 CPU = torch.device("cpu")
 FORECAST = TaskSpec(name="toy-forecast", version="1", kind="forecast", system="toy", state_shape=(2,), dt=0.1, n_times=12, train_window=5, eval_times=(0.5, 1.0), lyapunov_exponent=1.0)
 CLASSIFY = TaskSpec(name="toy-classify", version="1", kind="classify", system="toy", state_shape=(2,), dt=0.1, n_times=6, n_classes=2)
 
 
-def _decay(n: int, rng: np.random.Generator, steps: int) -> np.ndarray:
+def _decay(n: int, rng: np.random.Generator, steps: int, rate: float = -0.5) -> np.ndarray:
     u0 = rng.normal(size=(n, 2))
     t = 0.1 * np.arange(steps)
-    return (u0[:, None, :] * np.exp(-0.5 * t)[None, :, None]).astype(np.float32)
+    return (u0[:, None, :] * np.exp(rate * t)[None, :, None]).astype(np.float32)
 
 
-def forecast_data(seed: int = 0) -> TaskData:
+def _split(u: np.ndarray, y: np.ndarray | None = None) -> Split:
+    return Split(u=u, t=0.1 * np.arange(u.shape[1]), y=y)
+
+
+def forecast_data(seed: int = 0, val_rate: float = -0.5) -> TaskData:
     rng = np.random.default_rng(seed)
-    return TaskData(train_u=_decay(32, rng, 20), val_u=_decay(8, rng, 12), test_u=_decay(8, rng, 12), times=FORECAST.times)
+    return TaskData(train=_split(_decay(32, rng, 20)), val=_split(_decay(8, rng, 12, val_rate)), test=_split(_decay(8, rng, 12)))
 
 
 def classify_data(seed: int = 0) -> TaskData:
@@ -37,7 +42,7 @@ def classify_data(seed: int = 0) -> TaskData:
         return x, y
 
     (tx, ty), (vx, vy), (sx, sy) = split(64), split(32), split(32)
-    return TaskData(train_u=tx, val_u=vx, test_u=sx, times=CLASSIFY.times, train_y=ty, val_y=vy, test_y=sy)
+    return TaskData(train=_split(tx, ty), val=_split(vx, vy), test=_split(sx, sy))
 
 
 class Stepper(torch.nn.Module):
@@ -79,8 +84,43 @@ def test_forecast_training_learns_and_reports_everything() -> None:
     assert out.cost["params"] == 6 and out.cost["peak_gpu_bytes"] is None
     assert set(out.metrics) >= {"nrmse_mean", "nrmse@0.5", "nrmse@1", "vpt", "vpt_capped_fraction", "nrmse_curve"}
     assert out.metrics["n_test"] == 8
-    first, last = out.train["val_history"][0][1], out.train["best_val_loss"]
-    assert last <= first
+    assert out.cost["n_test_times"] == FORECAST.n_times
+
+
+def test_forecast_training_learns_the_decay() -> None:
+    """The data decay as u' = -u/2, so one residual step must learn u -> exp(-0.05) u."""
+    torch.manual_seed(0)
+    untrained = train_and_evaluate(FORECAST, Stepper(), forecast_data(), Protocol(**{**protocol_for(FORECAST, "quick").to_dict(), "max_steps": 1, "learning_rate": 1e-12}), CPU, 0)
+    torch.manual_seed(0)
+    model = Stepper()
+    proto = Protocol(**{**protocol_for(FORECAST, "quick").to_dict(), "max_steps": 400, "learning_rate": 3e-2, "eval_every": 50})
+    out = train_and_evaluate(FORECAST, model, forecast_data(), proto, CPU, 0)
+    assert out.metrics["nrmse_mean"] < 0.02 < untrained.metrics["nrmse_mean"]
+    step = torch.eye(2) + model.lin.weight.detach()
+    assert torch.allclose(step, math.exp(-0.05) * torch.eye(2), atol=0.02)
+    assert out.train["best_val_loss"] < 0.01 * out.train["val_history"][0][1]
+
+
+def test_early_stopping_restores_the_best_state() -> None:
+    """Validation data grow while training data decay: every step away from the start
+    makes the validation loss worse, so training stops after `patience` validations
+    and the state of the first validation comes back."""
+    torch.manual_seed(0)
+    model = Stepper()
+    torch.nn.init.zeros_(model.lin.weight)
+    torch.nn.init.zeros_(model.lin.bias)
+    proto = Protocol(**{**protocol_for(FORECAST, "quick").to_dict(), "max_steps": 500, "learning_rate": 1e-2, "warmup_fraction": 0.0, "eval_every": 5, "patience": 3})
+    data = forecast_data(val_rate=+0.5)
+    out = train_and_evaluate(FORECAST, model, data, proto, CPU, 0)
+    history = out.train["val_history"]
+    assert out.train["stopped_early"] and out.train["steps"] == 5 * 4 and len(history) == 4
+    assert out.train["best_step"] == 5 and all(v > history[0][1] for _, v in history[1:])
+    # The returned weights are those of step 5: their validation loss is the best one.
+    batches = FORECAST.objective.training_set(FORECAST, data, proto, CPU, 0)
+    with torch.no_grad():
+        val = sum(float(batches.loss(model, b)) for b in batches.validation) / len(batches.validation)
+    assert val == pytest.approx(out.train["best_val_loss"], rel=1e-6)
+    assert out.state_dict["lin.weight"].equal(model.lin.weight.detach())
 
 
 def test_same_seed_gives_identical_metrics() -> None:

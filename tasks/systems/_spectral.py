@@ -1,4 +1,9 @@
-"""Shared Fourier helpers for the periodic 1-D systems (heat, Kuramoto–Sivashinsky)."""
+"""Fourier helpers shared by the periodic 1-D systems (heat, Kuramoto–Sivashinsky).
+
+Both systems work on ``numpy.fft`` coefficients of a field sampled at ``x_j = j L / N``
+and start from random band-limited fields, so the wavenumber convention and the
+initial-field distribution are defined once here.
+"""
 
 from __future__ import annotations
 
