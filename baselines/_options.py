@@ -11,11 +11,12 @@ other.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..spec import TaskSpec
-from ..toolkit import choice
+from ..spec import HyperParameter, TaskSpec
+from ..toolkit import ACTIVATIONS, choice
 
 __all__ = [
     "FIELDS",
@@ -23,6 +24,9 @@ __all__ = [
     "SYSTEM_DEFAULTS",
     "system_defaults",
     "resolve_field",
+    "per_system",
+    "STATE_SCALE",
+    "COMMON_HYPERPARAMETERS",
 ]
 
 #: Network families: ``mlp`` on the flattened state, ``conv`` a periodic 1-D convolution,
@@ -77,3 +81,27 @@ def resolve_field(task: TaskSpec, field: Any) -> str:
             f"field='conv' needs a 1-D periodic state, but task {task.name!r} has state_shape {task.state_shape}; use field='mlp'"
         )
     return field
+
+
+def per_system(value: Callable[[SystemDefaults], float]) -> str:
+    """``value`` of each system's defaults, as a hyperparameter's ``default_note`` shows it."""
+    listed = ", ".join(f"{system} {value(d):g}" for system, d in SYSTEM_DEFAULTS.items())
+    return f"{listed}, other systems {value(_GENERIC):g}"
+
+
+#: ``state_scale``, as every baseline but the label-only floors takes it.
+STATE_SCALE = HyperParameter(
+    "state_scale", None, "float > 0", help="raw states are divided by it before a network sees them (predictions multiplied back)",
+    default_note="per system: " + per_system(lambda d: d.state_scale),
+)
+
+#: The ``--model-arg`` values every architecture takes, as ``odebench list models -v`` shows them.
+COMMON_HYPERPARAMETERS: tuple[HyperParameter, ...] = (
+    HyperParameter("activation", "silu", "one of: " + ", ".join(ACTIVATIONS), help="the fields' nonlinearity"),
+    HyperParameter(
+        "field", "auto", "one of: " + ", ".join(FIELDS),
+        help="mlp on the flattened state, conv a periodic 1-D convolution (1-D states only), auto per system: "
+        + ", ".join(f"{system} {d.field}" for system, d in SYSTEM_DEFAULTS.items()) + f", other systems {_GENERIC.field}",
+    ),
+    STATE_SCALE,
+)

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..spec import TaskSpec
 from ..toolkit import CountedField
-from .resnet import RESIDUAL_TASK_KINDS, ResNetForecaster, build_residual_model
+from .resnet import RESIDUAL_HYPERPARAMETERS, RESIDUAL_TASK_KINDS, ResNetForecaster, build_residual_model
 
 __all__ = ["K_INIT_RANGE", "init_k", "LMForecaster", "LMStack", "build_lm_resnet"]
 
@@ -86,3 +86,4 @@ def build_lm_resnet(
 
 
 build_lm_resnet.task_kinds = RESIDUAL_TASK_KINDS  # type: ignore[attr-defined]
+build_lm_resnet.hyperparameters = RESIDUAL_HYPERPARAMETERS  # type: ignore[attr-defined]

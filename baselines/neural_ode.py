@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..spec import TaskSpec
+from ..spec import HyperParameter, TaskSpec
 from ..toolkit import (
     ACTIVATIONS,
     DEFAULT_MAX_NUM_STEPS,
@@ -37,9 +37,10 @@ from ..toolkit import (
     make_field,
     positive_float,
     positive_int,
+    solver_hyperparameters,
 )
 from ._fields import WindowClassifier, from_latent, state_channels, to_latent
-from ._options import resolve_field, system_defaults
+from ._options import COMMON_HYPERPARAMETERS, per_system, resolve_field, system_defaults
 
 __all__ = ["CLASSIFY_STEP_SIZE", "ODEForecaster", "ODEBlock", "build_neural_ode"]
 
@@ -152,3 +153,18 @@ def build_neural_ode(
 
 
 build_neural_ode.task_kinds = tuple(_BUILDERS)  # type: ignore[attr-defined]
+build_neural_ode.hyperparameters = (  # type: ignore[attr-defined]
+    *solver_hyperparameters(
+        rtol=_DEFAULT_RTOL, atol=_DEFAULT_ATOL,
+        step_size_note=f"forecast: the task's dt (one step per sample interval); classify: {CLASSIFY_STEP_SIZE:g} over [0, 1]",
+    ),
+    HyperParameter(
+        "width", None, "int >= 1", help="hidden units (channels) of the vector field",
+        default_note=f"forecast, per system: {per_system(lambda d: d.width)}; classify: 2 × channels, {per_system(lambda d: 2 * d.channels)}",
+    ),
+    HyperParameter(
+        "depth", None, "int >= 1", help="hidden layers of the vector field",
+        default_note=f"forecast, per system: {per_system(lambda d: d.depth)}; classify: 2",
+    ),
+    *COMMON_HYPERPARAMETERS,
+)

@@ -19,12 +19,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..spec import TaskSpec
+from ..spec import HyperParameter, TaskSpec
 from ..toolkit import ACTIVATIONS, CountedField, CountedModel, check_forecast_input, choice, for_kind, make_field, positive_float, positive_int
 from ._fields import WindowClassifier, from_latent, state_channels, to_latent
-from ._options import resolve_field, system_defaults
+from ._options import COMMON_HYPERPARAMETERS, per_system, resolve_field, system_defaults
 
-__all__ = ["CLASSIFY_DEPTH", "check_uniform_grid", "ResNetForecaster", "ResidualStack", "RESIDUAL_TASK_KINDS", "build_residual_model", "build_resnet"]
+__all__ = ["CLASSIFY_DEPTH", "check_uniform_grid", "ResNetForecaster", "ResidualStack", "RESIDUAL_TASK_KINDS", "RESIDUAL_HYPERPARAMETERS", "build_residual_model", "build_resnet"]
 
 #: Default number of residual blocks of a classifier (see :data:`neural_ode.CLASSIFY_STEP_SIZE`).
 CLASSIFY_DEPTH = 4
@@ -117,6 +117,22 @@ def _assemble_classifier(task: TaskSpec, common: dict[str, Any], sizes: tuple[An
 _ASSEMBLERS = {"forecast": _assemble_forecaster, "classify": _assemble_classifier}
 #: The task kinds the residual families build for.
 RESIDUAL_TASK_KINDS: tuple[str, ...] = tuple(_ASSEMBLERS)
+#: The ``--model-arg`` values the ResNet and the LM-ResNet take.
+RESIDUAL_HYPERPARAMETERS: tuple[HyperParameter, ...] = (
+    HyperParameter(
+        "width", None, "int >= 1", help="hidden units (channels) of each residual function",
+        default_note=f"forecast, per system: {per_system(lambda d: d.width)}; classify: the channels, {per_system(lambda d: d.channels)}",
+    ),
+    HyperParameter(
+        "depth", None, "int >= 1", help="residual steps per sample interval (forecast) or residual blocks (classify)",
+        default_note=f"forecast: 1; classify: {CLASSIFY_DEPTH}",
+    ),
+    HyperParameter(
+        "layers", None, "int >= 1", help="hidden layers of each residual function",
+        default_note=f"forecast, per system: {per_system(lambda d: d.depth)}; classify: 1",
+    ),
+    *COMMON_HYPERPARAMETERS,
+)
 
 
 def build_residual_model(
@@ -161,3 +177,4 @@ def build_resnet(
 
 
 build_resnet.task_kinds = RESIDUAL_TASK_KINDS  # type: ignore[attr-defined]
+build_resnet.hyperparameters = RESIDUAL_HYPERPARAMETERS  # type: ignore[attr-defined]

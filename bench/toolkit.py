@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from torchdiffeq import odeint, odeint_adjoint
 
-from .spec import TaskSpec, UnsupportedTaskError, check_model_output
+from .spec import HyperParameter, TaskSpec, UnsupportedTaskError, check_model_output
 
 __all__ = [
     # counted fields
@@ -59,6 +59,7 @@ __all__ = [
     "SolverStepLimitError",
     "Solver",
     "odeint_guarded",
+    "solver_hyperparameters",
     # contract checks
     "check_forecast_input",
     "check_window",
@@ -120,7 +121,10 @@ class CountedModel(nn.Module):
     Subclass it instead of ``nn.Module`` and the contract's ``nfe`` needs no code: every
     field the model holds counts, however deep, and a field counts its own evaluations
     once, whatever it holds inside. Reading ``nfe`` walks the module tree (a few µs).
+    ``hparams``, optional in the contract, is the dict of resolved hyperparameters.
     """
+
+    hparams: dict[str, Any]
 
     @property
     def nfe(self) -> int:
@@ -135,12 +139,13 @@ class CountedModel(nn.Module):
         return total
 
 
-def _small_output(layers: list[nn.Module]) -> nn.Sequential:
-    """``layers`` in sequence, the last one scaled by :data:`OUT_INIT` with a zero bias."""
+def _small_output(hidden: list[nn.Module], out: nn.Linear | nn.Conv1d) -> nn.Sequential:
+    """``hidden`` then ``out`` in sequence, ``out`` scaled by :data:`OUT_INIT` with a zero bias."""
     with torch.no_grad():
-        layers[-1].weight.mul_(OUT_INIT)
-        layers[-1].bias.zero_()
-    return nn.Sequential(*layers)
+        out.weight.mul_(OUT_INIT)
+        if out.bias is not None:
+            out.bias.zero_()
+    return nn.Sequential(*hidden, out)
 
 
 class MLPField(CountedField):
@@ -152,8 +157,7 @@ class MLPField(CountedField):
         layers: list[nn.Module] = []
         for n_in, n_out in zip(sizes[:-1], sizes[1:]):
             layers += [nn.Linear(n_in, n_out), act()]
-        layers.append(nn.Linear(width, dim))
-        super().__init__(_small_output(layers))
+        super().__init__(_small_output(layers, nn.Linear(width, dim)))
 
 
 class PeriodicConvField(CountedField):
@@ -174,12 +178,11 @@ class PeriodicConvField(CountedField):
         layers: list[nn.Module] = []
         for n_in, n_out in zip(sizes[:-1], sizes[1:]):
             layers += [conv(n_in, n_out), act()]
-        layers.append(conv(width, channels))
-        super().__init__(_small_output(layers))
+        super().__init__(_small_output(layers, conv(width, channels)))
 
 
 #: The built-in fields by the name a ``field`` hyperparameter gives them.
-FIELD_TYPES: dict[str, type[CountedField]] = {"mlp": MLPField, "conv": PeriodicConvField}
+FIELD_TYPES: dict[str, type[MLPField] | type[PeriodicConvField]] = {"mlp": MLPField, "conv": PeriodicConvField}
 
 
 def make_field(field: str, channels: int, width: int, depth: int, activation: str = "silu") -> CountedField:
@@ -324,10 +327,8 @@ class Solver:
     def with_defaults(self, *, rtol: float | None = None, atol: float | None = None, step_size: float | None = None) -> Solver:
         """A copy with the given defaults filled in where the method takes them and none was set."""
         if self.adaptive:
-            changes = {"rtol": self.rtol if self.rtol is not None else rtol, "atol": self.atol if self.atol is not None else atol}
-        else:
-            changes = {"step_size": self.step_size if self.step_size is not None else step_size}
-        return dataclasses.replace(self, **changes)
+            return dataclasses.replace(self, rtol=rtol if self.rtol is None else self.rtol, atol=atol if self.atol is None else self.atol)
+        return dataclasses.replace(self, step_size=step_size if self.step_size is None else self.step_size)
 
     def hparams(self) -> dict[str, Any]:
         """The settings as a model's ``hparams`` report them: the method, then only what it uses."""
@@ -400,6 +401,26 @@ def odeint_guarded(
     """
     solver = Solver(method, rtol, atol, step_size, adjoint, max_num_steps)
     return solver.odeint(func, y0, t, adjoint_params)
+
+
+def solver_hyperparameters(*, rtol: float, atol: float, step_size_note: str, method: str = "dopri5") -> tuple[HyperParameter, ...]:
+    """Declarations of the :class:`Solver` settings, for a factory whose ``--model-arg`` values
+    include them: ``factory.hyperparameters = (*solver_hyperparameters(...), ...)``.
+
+    The defaults are the factory's: ``rtol``/``atol`` for adaptive methods, and
+    ``step_size_note`` saying what a fixed-step method steps by when no ``step_size`` is given.
+    """
+    return (
+        HyperParameter("method", method, "one of: " + ", ".join(METHODS), help="a torchdiffeq method: adaptive ones take rtol/atol, fixed-step ones step_size"),
+        HyperParameter("rtol", None, "float > 0, adaptive methods only", help="relative tolerance", default_note=f"{rtol:g} with an adaptive method"),
+        HyperParameter("atol", None, "float > 0, adaptive methods only", help="absolute tolerance", default_note=f"{atol:g} with an adaptive method"),
+        HyperParameter("step_size", None, "float > 0, fixed-step methods only", help="the solver step", default_note=step_size_note),
+        HyperParameter("adjoint", False, "true or false", help="backpropagate with the adjoint method; its evaluations count as backward NFE"),
+        HyperParameter(
+            "max_num_steps", DEFAULT_MAX_NUM_STEPS, "int >= 1",
+            help="the most solver steps one solve may take, forward and adjoint each; more raise SolverStepLimitError",
+        ),
+    )
 
 
 # ----------------------------------------------------------------------------- contract checks

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
+from types import SimpleNamespace
+from typing import cast
 
 import numpy as np
 import pytest
@@ -492,6 +495,25 @@ def test_conv_field_needs_a_one_dimensional_state() -> None:
         build_resnet(grid, field="conv")
     out = build_resnet(grid)(torch.zeros(2, 4, 4), _grid(grid, 3))
     assert tuple(out.shape) == (2, 3, 4, 4)
+
+
+@pytest.mark.parametrize("name", ["neural-ode", "resnet", "lm-resnet", "persistence", "majority", "linear"])
+def test_every_factory_declares_each_argument_it_takes(name: str) -> None:
+    factory = models.load(name)
+    params = list(inspect.signature(factory).parameters.values())[1:]
+    declared = {hp.name: hp for hp in factory.hyperparameters}
+    assert sorted(declared) == sorted(p.name for p in params)
+    for p in params:
+        hp = declared[p.name]
+        assert hp.allowed and (hp.default == p.default if p.default is not None else hp.default is None and hp.default_note), p.name
+    assert set(factory.task_kinds) <= {"forecast", "classify"}
+
+
+@pytest.mark.parametrize("factory", [build_neural_ode, build_resnet, build_lm_resnet, build_persistence, build_majority, build_linear])
+def test_factories_refuse_a_task_kind_they_do_not_build(factory) -> None:
+    segment = cast(TaskSpec, SimpleNamespace(name="toy-segment", kind="segment", system="lorenz63", state_shape=(3,)))
+    with pytest.raises(UnsupportedTaskError, match="tasks only; task 'toy-segment' is a segment task"):
+        factory(segment)
 
 
 def test_floors_refuse_the_other_task_kind() -> None:

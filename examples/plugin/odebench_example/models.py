@@ -29,9 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from odebench.spec import TaskSpec
+from odebench.spec import HyperParameter, TaskSpec
 from odebench.toolkit import (
-    DEFAULT_MAX_NUM_STEPS,
     KERNEL_SIZE,
     CountedField,
     CountedModel,
@@ -43,6 +42,7 @@ from odebench.toolkit import (
     nonnegative_int,
     positive_float,
     positive_int,
+    solver_hyperparameters,
 )
 
 __all__ = [
@@ -155,13 +155,8 @@ def build_anode(
     width: int | None = None,
     depth: int = 2,
     latent: int | None = None,
-    method: str = "dopri5",
-    rtol: float | None = None,
-    atol: float | None = None,
-    step_size: float | None = None,
-    adjoint: bool = False,
     state_scale: float | None = None,
-    max_num_steps: int = DEFAULT_MAX_NUM_STEPS,
+    **solver: Any,
 ) -> nn.Module:
     """An augmented Neural ODE for ``task`` (forecast or classify; any state shape).
 
@@ -169,27 +164,37 @@ def build_anode(
     periodic field, whose channels are whole fields); 0 gives a plain Neural ODE.
     ``width``/``depth``: hidden units (or channels) and hidden layers of the vector field
     (default width 64 for a vector, 16 for a field). ``latent``: classification only, the
-    channels the encoder produces (default 16). ``method``: a torchdiffeq method, adaptive
-    (``odebench.toolkit.ADAPTIVE_METHODS``, with ``rtol``/``atol``, default 1e-3/1e-4) or
-    fixed-step (``FIXED_METHODS``, with ``step_size``, default: one step per output
-    interval, so a classifier takes a single step over [0, 1]).
-    ``adjoint``: backpropagate by the adjoint method. ``state_scale``: states are divided by
-    it (default 10 for Lorenz-63 forecasting, whose states are O(10–40); 1 otherwise).
-    ``max_num_steps``: the most solver steps one solve may take before
-    :class:`odebench.toolkit.SolverStepLimitError` stops it.
+    channels the encoder produces (default 16). ``state_scale``: states are divided by it
+    (default 10 for Lorenz-63 forecasting, whose states are O(10–40); 1 otherwise).
+
+    Every other keyword is a setting of :class:`odebench.toolkit.Solver`, passed through:
+    ``method`` (default ``dopri5``), ``rtol``/``atol`` for an adaptive method (default
+    1e-3/1e-4), ``step_size`` for a fixed-step one (default: one step per output interval,
+    so a classifier takes a single step over [0, 1]), ``adjoint`` and ``max_num_steps``
+    (beyond it a solve raises :class:`odebench.toolkit.SolverStepLimitError`). Any other
+    name is a ``TypeError`` from there.
     """
     model = for_kind(task, _MODELS, "anode")
     grid = task.system in PERIODIC_SYSTEMS and len(task.state_shape) == 1
-    solver = Solver(method, rtol, atol, step_size, adjoint, max_num_steps, label="anode").with_defaults(rtol=1e-3, atol=1e-4)
+    settings = Solver(**solver, label="anode").with_defaults(rtol=1e-3, atol=1e-4)
     hp: dict[str, Any] = {
         "augment_dim": nonnegative_int("augment_dim", (2 if grid else 5) if augment_dim is None else augment_dim),
         "width": positive_int("width", (16 if grid else 64) if width is None else width),
         "depth": positive_int("depth", depth),
-        **solver.hparams(),
+        **settings.hparams(),
         "state_scale": positive_float("state_scale", DEFAULT_STATE_SCALE.get((task.system, task.kind), 1.0) if state_scale is None else state_scale),
         "field": "conv" if grid else "mlp",
     }
-    return model(task, hp, solver, latent)
+    return model(task, hp, settings, latent)
 
 
-build_anode.task_kinds = tuple(_MODELS)
+build_anode.task_kinds = tuple(_MODELS)  # type: ignore[attr-defined]
+# Every --model-arg build_anode takes, as 'odebench list models --verbose' shows them.
+build_anode.hyperparameters = (  # type: ignore[attr-defined]
+    HyperParameter("augment_dim", None, "int >= 0", help="zero-initialised extra channels; 0 is a plain Neural ODE", default_note="5 for a vector state, 2 for a periodic field (heat1d, ks1d)"),
+    HyperParameter("width", None, "int >= 1", help="hidden units (channels) of the vector field", default_note="64 for a vector state, 16 for a periodic field"),
+    HyperParameter("depth", 2, "int >= 1", help="hidden layers of the vector field"),
+    HyperParameter("latent", None, "int >= 1, classification only", help="channels of the encoded window", default_note="16 for classification; refused for forecasting"),
+    HyperParameter("state_scale", None, "float > 0", help="states are divided by it before the network sees them", default_note="10 for Lorenz-63 forecasting, 1 otherwise"),
+    *solver_hyperparameters(rtol=1e-3, atol=1e-4, step_size_note="one step per output interval (a single step over [0, 1] for classification)"),
+)
