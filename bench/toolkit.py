@@ -41,36 +41,14 @@ from .spec import HyperParameter, TaskSpec, UnsupportedTaskError, check_model_ou
 
 __all__ = [
     # counted fields
-    "OUT_INIT",
-    "KERNEL_SIZE",
-    "ACTIVATIONS",
-    "CountedField",
-    "CountedModel",
-    "MLPField",
-    "PeriodicConvField",
-    "FIELD_TYPES",
-    "make_field",
+    "OUT_INIT", "KERNEL_SIZE", "ACTIVATIONS", "CountedField", "CountedModel", "MLPField", "PeriodicConvField", "FIELD_TYPES", "make_field",
     # the guarded solve
-    "ADAPTIVE_METHODS",
-    "FIXED_METHODS",
-    "METHODS",
-    "DEFAULT_MAX_NUM_STEPS",
-    "SolverError",
-    "SolverStepLimitError",
-    "Solver",
-    "odeint_guarded",
-    "solver_hyperparameters",
+    "ADAPTIVE_METHODS", "FIXED_METHODS", "METHODS", "DEFAULT_MAX_NUM_STEPS",
+    "SolverError", "SolverStepLimitError", "Solver", "odeint_guarded", "solver_hyperparameters",
     # contract checks
-    "check_forecast_input",
-    "check_window",
-    "check_model_output",
-    "for_kind",
+    "check_forecast_input", "check_window", "check_model_output", "for_kind",
     # hyperparameter checks
-    "positive_int",
-    "nonnegative_int",
-    "positive_float",
-    "boolean",
-    "choice",
+    "positive_int", "nonnegative_int", "positive_float", "boolean", "choice",
 ]
 
 T = TypeVar("T")
