@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version as _version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
 from .spec import SCHEMA_VERSION, ModelOutputError, TaskSpec, UnsupportedTaskError
 

@@ -8,6 +8,7 @@ and exit code 2; nothing already written is touched.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
@@ -151,18 +152,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     model_names = _split_names(args.model, registry.models)
     task_names = _split_names(args.task, registry.tasks)
     try:
-        resolve_device(args.device)
+        device = resolve_device(args.device)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     results = _writable_dir(args.results, "--results")
     specs = {name: registry.load_task(name) for name in task_names}
-    _verify_data(task_names, args.data_dir)
+    hashes = _verify_data(task_names, args.data_dir)
+    broken = _load_factories(model_names, hparams)
     jobs = []
-    max_memory = int(args.max_memory * 2**30) if args.max_memory else None
+    # The default cap is on host memory; a CUDA job's GPU memory is capped only when asked.
+    max_memory = int(args.max_memory * 2**30) if args.max_memory else (default_memory_cap(parallel_jobs=1) if device.type == "cpu" else None)
     planned = plan_jobs(model_names, task_names, seeds, args.profile, results, hparams=hparams, device=args.device, threads=args.threads, timeout_s=args.timeout, max_memory_bytes=max_memory, data_dir=args.data_dir)
     for job in planned:
-        if registry.model_supports(job.model, specs[job.task].kind):
-            jobs.append(job)
+        # A model that fails to load keeps its jobs: each gets a failed record with the error.
+        if job.model in broken or registry.model_supports(job.model, specs[job.task].kind):
+            jobs.append(dataclasses.replace(job, data_sha256=hashes[job.task]))
     for name in model_names:
         if not any(j.model == name for j in jobs):
             kinds = sorted({specs[t].kind for t in task_names})
@@ -174,6 +178,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     ok = sum(r["status"] == "ok" for r in summary.done)
     print(f"{len(jobs)} jobs: {ok} ok, {len(summary.failed)} failed, {len(summary.skipped)} skipped (already ok), {len(summary.busy)} busy; records in {results}")
     return 1 if summary.failed else 0
+
+
+def default_memory_cap(parallel_jobs: int, share: float = 0.8) -> int | None:
+    """The per-job memory cap when ``--max-memory`` is not given: ``share`` of the machine's
+    memory split between the jobs that run at once (``None`` where it cannot be read)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return max(2**30, int(share * total / max(1, parallel_jobs)))
+
+
+def _load_factories(model_names: Sequence[str], hparams: dict[str, Any]) -> dict[str, str]:
+    """Load every model's factory; check the --model-arg names against each one that loads.
+
+    Returns {model: error} for the models that fail to load (they are reported now and get
+    failed records, so one broken plugin never blocks a sweep). An argument that a model
+    does not accept is a usage error before any job starts, not a failure of every job.
+    """
+    from . import registry
+
+    broken: dict[str, str] = {}
+    for name in model_names:
+        try:
+            factory = registry.model_factory(name)
+        except registry.PluginError as exc:
+            broken[name] = str(exc)
+            print(f"warning: {exc}; its jobs get failed records", file=sys.stderr)
+            continue
+        try:
+            registry.check_model_args(name, factory, hparams)
+        except registry.PluginError as exc:
+            raise UsageError(str(exc)) from None
+    return broken
 
 
 def _verify_data(task_names: Sequence[str], data_dir: str | None) -> dict[str, str]:
@@ -236,9 +274,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
     hparams = parse_model_args(args.model_arg)
     model_names = _split_names(args.model, registry.models)
     task_names = _split_names(args.task, registry.tasks)
+    if not args.timeout > 0:
+        raise UsageError("--timeout must be a positive number of seconds")
+    for name in model_names:
+        try:
+            factory = registry.model_factory(name)
+        except registry.PluginError:
+            continue  # a model that fails to load is reported per task by validate itself
+        try:
+            registry.check_model_args(name, factory, hparams)
+        except registry.PluginError as exc:
+            raise UsageError(str(exc)) from None
     worst = 0
     for name in model_names:
-        report = validate_model(name, task_names, hparams)
+        report = validate_model(name, task_names, hparams, timeout_s=args.timeout)
         print(report.format())
         worst = max(worst, 0 if report.ok else 1)
     return worst
@@ -267,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.add_argument("--threads", type=int, default=int(os.environ.get("ODEBENCH_THREADS", "1")), help="torch intra-op threads per job (default 1, recorded)")
     p.add_argument("--timeout", type=float, default=None, help="seconds one job may take (default: the profile's)")
-    p.add_argument("--max-memory", type=float, default=None, metavar="GIB", help="memory cap per job in GiB (CPU: address space; CUDA: GPU memory)")
+    p.add_argument("--max-memory", type=float, default=None, metavar="GIB", help="memory cap per job in GiB (CPU: address space; CUDA: GPU memory); default 80%% of the machine's memory shared by the jobs running at once, recorded")
     p.add_argument("--force", action="store_true", help="rerun jobs that already have an ok record")
     p.add_argument("--data-dir", default=None, help="data directory (default: $ODEBENCH_DATA or the packaged splits)")
     p.set_defaults(func=cmd_run)
@@ -295,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model name(s), comma-separated, or 'all'")
     p.add_argument("--task", default="all")
     p.add_argument("--model-arg", action="append", metavar="KEY=VALUE")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds one task's checks may take before the model is reported as hung (default 120)")
     p.set_defaults(func=cmd_validate)
     return parser
 

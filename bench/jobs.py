@@ -10,7 +10,6 @@ of the traceback.
 from __future__ import annotations
 
 import datetime as _dt
-import io
 import json
 import traceback
 import uuid
@@ -22,14 +21,14 @@ import numpy as np
 import torch
 
 from . import registry
-from ._io import write_bytes_atomic
 from .measure import environment, peak_rss_bytes, resolve_device, set_threads
 from .protocol import protocol_for
 from .results import record_path, write_record
 from .spec import SCHEMA_VERSION, Split, TaskData, TaskSpec
 from .training import train_and_evaluate
+from .weights import WeightsError, remove_stale_weights, save_weights
 
-__all__ = ["Job", "execute_job", "failed_record", "weights_path", "load_task_data"]
+__all__ = ["Job", "execute_job", "failed_record", "write_failed", "weights_path", "load_task_data"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +46,7 @@ class Job:
     timeout_s: float | None = None
     max_memory_bytes: int | None = None
     data_dir: str | None = None
+    data_sha256: str | None = None  # what the sweep verified; the job refuses other data
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def to_json(self) -> str:
@@ -58,11 +58,12 @@ class Job:
 
     @property
     def record_path(self) -> Path:
-        return record_path(self.results_dir, self.task, self.model, self.seed, self.profile)
+        return record_path(self.results_dir, self.task, self.model, self.seed, self.profile, self.hparams)
 
     @property
     def label(self) -> str:
-        return f"{self.task} {self.model} seed={self.seed}"
+        args = "".join(f" {k}={self.hparams[k]}" for k in sorted(self.hparams))
+        return f"{self.task} {self.model}{args} seed={self.seed}"
 
 
 def weights_path(record_file: Path) -> Path:
@@ -84,6 +85,7 @@ def _base_record(job: Job) -> dict[str, Any]:
         "task": {"name": job.task, "version": None, "kind": None, "data_sha256": None, "spec": None},
         "protocol": None,
         "model": {"name": job.model, "distribution": None, "version": None, "args": dict(job.hparams), "hparams": dict(job.hparams)},
+        "limits": {"timeout_s": job.timeout_s, "max_memory_bytes": job.max_memory_bytes},
         "status": "failed",
         "error": None,
         "traceback": None,
@@ -106,26 +108,58 @@ def failed_record(job: Job, error: str, tb: str | None = None, partial: dict[str
     """A ``failed`` record for ``job`` with a one-line ``error`` and an optional traceback tail."""
     rec = _base_record(job)
     if partial:
-        rec.update({k: v for k, v in partial.items() if k in ("task", "model", "env", "protocol")})
+        rec.update({k: v for k, v in partial.items() if k in ("task", "model", "env", "protocol", "limits")})
     rec["error"] = error.strip().splitlines()[0] if error.strip() else "unknown failure"
     rec["traceback"] = tb
     return rec
 
 
-def load_task_data(task: TaskSpec, data_dir: str | None = None) -> tuple[TaskData, str]:
-    """Verify the task's frozen splits and load them; returns (data, data_sha256)."""
+def parent_partial(job: Job) -> dict[str, Any]:
+    """What a record written by the parent (a crash, a timeout) can still say about the job.
+
+    The same task, model, protocol and environment fields a child writes, found without
+    running the job; each is left out if it cannot be had (a task or plugin that fails
+    to load is exactly what such a record may be about).
+    """
+    partial: dict[str, Any] = {}
+    try:
+        device = resolve_device(job.device)
+        partial["env"] = {**environment(device), "threads": job.threads}
+    except Exception:  # noqa: BLE001 - best effort: the record is written regardless
+        pass
+    try:
+        task = registry.load_task(job.task)
+        from . import data
+
+        digest = job.data_sha256 or data.verify_task(task.name, job.data_dir)
+        partial["task"] = {"name": task.name, "version": task.version, "kind": task.kind, "data_sha256": digest, "spec": task.to_dict()}
+        protocol = protocol_for(task, job.profile)
+        partial["protocol"] = protocol.to_dict()
+        partial["limits"] = {"timeout_s": job.timeout_s if job.timeout_s is not None else protocol.timeout_s, "max_memory_bytes": job.max_memory_bytes}
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        entry = registry.models.entry(job.model)
+        partial["model"] = {"name": job.model, "distribution": entry.distribution, "version": entry.version, "args": dict(job.hparams), "hparams": dict(job.hparams)}
+    except Exception:  # noqa: BLE001
+        pass
+    return partial
+
+
+def load_task_data(task: TaskSpec, data_dir: str | None = None, expected_sha256: str | None = None) -> tuple[TaskData, str]:
+    """Verify the task's frozen splits and load them; returns (data, data_sha256).
+
+    With ``expected_sha256`` (what a sweep verified before it started), data whose digest
+    differs are refused: they changed under the sweep.
+    """
     from . import data  # imported lazily: the data module pulls in h5py
 
     digest = data.verify_task(task.name, data_dir)
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise data.DataIntegrityError(f"task {task.name!r}: its data changed after the sweep verified them (sha256 {digest[:12]}, verified {expected_sha256[:12]}); rerun the sweep")
     splits = {name: data.load_split(task.name, name, data_dir, verify=False) for name in ("train", "val", "test")}
     arrays = {name: Split(u=s.u, t=np.asarray(s.t, dtype=np.float64), y=s.y) for name, s in splits.items()}
     return TaskData(train=arrays["train"], val=arrays["val"], test=arrays["test"]), digest
-
-
-def _save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    write_bytes_atomic(path, buffer.getvalue())
 
 
 def execute_job(job: Job, write: bool = True) -> dict[str, Any]:
@@ -142,12 +176,13 @@ def execute_job(job: Job, write: bool = True) -> dict[str, Any]:
             torch.cuda.set_per_process_memory_fraction(min(1.0, job.max_memory_bytes / total), device)
         partial["env"] = environment(device)
         task = registry.load_task(job.task)
-        data, digest = load_task_data(task, job.data_dir)
+        data, digest = load_task_data(task, job.data_dir, job.data_sha256)
         partial["task"] = {"name": task.name, "version": task.version, "kind": task.kind, "data_sha256": digest, "spec": task.to_dict()}
         entry = registry.models.entry(job.model)
         partial["model"] = {"name": job.model, "distribution": entry.distribution, "version": entry.version, "args": dict(job.hparams), "hparams": dict(job.hparams)}
         protocol = protocol_for(task, job.profile)
         partial["protocol"] = protocol.to_dict()
+        partial["limits"] = {"timeout_s": job.timeout_s if job.timeout_s is not None else protocol.timeout_s, "max_memory_bytes": job.max_memory_bytes}
         torch.manual_seed(job.seed)
         np.random.seed(job.seed % 2**32)
         model = registry.build_model(job.model, task, job.hparams)
@@ -159,10 +194,10 @@ def execute_job(job: Job, write: bool = True) -> dict[str, Any]:
     except Exception as exc:  # any fault of a plugin, a model or a file becomes a failed record
         rec = failed_record(job, _one_line(exc), "".join(traceback.format_exc().splitlines(True)[-25:]), partial)
         if write:
-            write_record(job.results_dir, rec)
+            write_failed(job, rec)
         return rec
     rec = _base_record(job)
-    rec.update({k: partial[k] for k in ("task", "model", "env", "protocol")})
+    rec.update({k: partial[k] for k in ("task", "model", "env", "protocol", "limits")})
     rec["status"] = "ok"
     rec["metrics"] = outcome.metrics
     rec["cost"] = {**outcome.cost, "peak_cpu_bytes": peak_rss_bytes()}
@@ -170,7 +205,18 @@ def execute_job(job: Job, write: bool = True) -> dict[str, Any]:
     if write:
         path = job.record_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        _save_weights(outcome.state_dict, weights_path(path))
+        try:
+            save_weights(outcome.state_dict, weights_path(path))
+        except WeightsError as exc:
+            rec = failed_record(job, f"weights: {exc}", None, partial)
+            write_failed(job, rec)
+            return rec
         rec["weights"] = weights_path(path).name
         write_record(job.results_dir, rec)
     return rec
+
+
+def write_failed(job: Job, rec: dict[str, Any]) -> None:
+    """Write a failed record, first removing weights an earlier run of the job left behind."""
+    remove_stale_weights(weights_path(job.record_path))
+    write_record(job.results_dir, rec)

@@ -17,6 +17,11 @@ stopping and wall-clock cap (AlgoPerf's split); a model only owns its architectu
   (lowest validation loss) is restored at the end; training stops early after
   ``patience`` validations without improvement, or at the wall-clock cap (then the
   record says ``truncated``).
+* One call of the model (a training forward or backward pass, a validation or test
+  batch) may make at most ``max_nfe_per_call`` vector-field evaluations; a runaway
+  adaptive solver is stopped there with "NFE limit exceeded" and the count. The
+  baselines' largest legitimate call (a Neural ODE over a 2500-sample Lorenz-63 test
+  rollout) makes about 3,100.
 * ``quick`` is a smoke profile for CI and first runs; ``standard`` is the leaderboard's.
 """
 
@@ -51,6 +56,7 @@ class Protocol:
     eval_batch_size: int
     test_limit: int | None  # at most this many test samples (quick only); None = the whole split
     timeout_s: float  # default per-job timeout of the runner
+    max_nfe_per_call: int | None = 100_000  # vector-field evaluations one model call may make
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

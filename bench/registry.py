@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import difflib
 import importlib.metadata as metadata
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -30,6 +32,7 @@ __all__ = [
     "load_task",
     "model_factory",
     "model_supports",
+    "check_model_args",
     "build_model",
 ]
 
@@ -164,6 +167,33 @@ def model_supports(name: str, kind: str) -> bool:
     return kinds is None or kind in kinds
 
 
+def check_model_args(name: str, factory: Callable[..., Any], hparams: dict[str, Any]) -> None:
+    """Raise :class:`PluginError` if ``hparams`` names an argument the factory does not accept.
+
+    The factory's declared ``hyperparameters`` decide when it has them; otherwise its
+    signature does (a ``**kwargs`` factory accepts any name). Values are the factory's
+    to check when it builds.
+    """
+    if not hparams:
+        return
+    declared = getattr(factory, "hyperparameters", None)
+    if declared is not None:
+        accepted = {hp.name for hp in declared}
+    else:
+        try:
+            params = list(inspect.signature(factory).parameters.values())[1:]
+        except (TypeError, ValueError):
+            return
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            return
+        accepted = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    unknown = sorted(set(hparams) - accepted)
+    if unknown:
+        entry = models.entry(name)
+        listing = ", ".join(sorted(accepted)) or "none"
+        raise PluginError(f"model {name!r} ({entry.owner}) accepts no --model-arg {', '.join(unknown)}; it accepts: {listing} (see odebench list models --verbose)")
+
+
 def build_model(name: str, task: TaskSpec, hparams: dict[str, Any] | None = None) -> torch.nn.Module:
     """Build model ``name`` for ``task``; every failure names the plugin's distribution.
 
@@ -178,7 +208,10 @@ def build_model(name: str, task: TaskSpec, hparams: dict[str, Any] | None = None
     except UnsupportedTaskError as exc:
         raise PluginError(f"model {name!r} ({entry.owner}) does not support task {task.name!r}: {exc}") from exc
     except (TypeError, ValueError) as exc:
-        raise PluginError(f"model {name!r} ({entry.owner}) rejected its arguments {hparams or {}}: {exc}") from exc
+        if hparams:
+            given = ", ".join(f"{k}={v!r}" for k, v in sorted(hparams.items()))
+            raise PluginError(f"model {name!r} ({entry.owner}) refused to build for task {task.name!r} with --model-arg {given}: {type(exc).__name__}: {exc}") from exc
+        raise PluginError(f"model {name!r} ({entry.owner}) failed to build for task {task.name!r} (no --model-arg given): {type(exc).__name__}: {exc}") from exc
     except Exception as exc:
         raise PluginError(f"model {name!r} ({entry.owner}) failed to build for task {task.name!r}: {type(exc).__name__}: {exc}") from exc
     if not isinstance(model, torch.nn.Module):

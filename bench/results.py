@@ -1,4 +1,4 @@
-"""Result records: one JSON file per (task, model, seed, profile), written atomically.
+"""Result records: one JSON file per (task, model variant, seed, profile), written atomically.
 
 A record is plain JSON (never a pickle), so reading a results directory can run no code.
 A record is self-describing: it carries the task's full spec as it was run (time grid,
@@ -16,7 +16,8 @@ Layout (``schema_version`` 2)::
               peak_gpu_bytes_train, peak_gpu_bytes_infer, peak_cpu_bytes, params,
               eval_batch_size, n_test_times},
     train    {...protocol facts: steps, truncated, stopped_early, best_step, val_history, ...},
-    env      {python, torch, cuda, device, device_name, cpu_model, threads, git_commit, git_dirty, ...}
+    env      {python, torch, cuda, device, device_name, cpu_model, threads, git_commit, git_dirty, ...},
+    limits   {timeout_s, max_memory_bytes} (optional: the caps the job ran under; null = the default)
 
 Schema 1 records (no ``task.spec``, the protocol under ``train``) are upgraded in place
 by ``odebench records upgrade --results DIR`` (:mod:`odebench.upgrade`).
@@ -24,11 +25,12 @@ by ``odebench records upgrade --results DIR`` (:mod:`odebench.upgrade`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ __all__ = [
     "STATUSES",
     "REQUIRED_KEYS",
     "COST_KEYS",
+    "args_tag",
     "record_filename",
     "record_path",
     "validate_record",
@@ -63,6 +66,7 @@ COST_KEYS = (
     "params",
 )
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_SAFE_TAG = re.compile(r"[^A-Za-z0-9._=,-]+")
 
 
 class RecordError(ValueError):
@@ -73,13 +77,33 @@ def _safe(part: str) -> str:
     return _SAFE.sub("_", part)
 
 
-def record_filename(task: str, model: str, seed: int, profile: str) -> str:
-    """File name of a record: ``<task>__<model>__<profile>__seed<seed>.json``."""
-    return f"{_safe(task)}__{_safe(model)}__{_safe(profile)}__seed{int(seed)}.json"
+def _canonical_args(args: Mapping[str, Any] | None) -> str:
+    return json.dumps(dict(args or {}), sort_keys=True, separators=(",", ":"), default=str)
 
 
-def record_path(results_dir: str | os.PathLike[str], task: str, model: str, seed: int, profile: str) -> Path:
-    return Path(results_dir) / record_filename(task, model, seed, profile)
+def args_tag(args: Mapping[str, Any] | None) -> str:
+    """A file-name-safe tag for a model variant: readable ``k=v`` pairs plus a short stable hash.
+
+    Empty for the defaults (no ``--model-arg``), so those records keep their plain names.
+    The hash is of the canonical JSON of the arguments, so two variants never share a tag
+    even when the readable part is cut short.
+    """
+    if not args:
+        return ""
+    digest = hashlib.sha256(_canonical_args(args).encode("utf-8")).hexdigest()[:8]
+    readable = _SAFE_TAG.sub("_", ",".join(f"{k}={args[k]}" for k in sorted(args)))[:40]
+    return f"{readable}-{digest}"
+
+
+def record_filename(task: str, model: str, seed: int, profile: str, args: Mapping[str, Any] | None = None) -> str:
+    """File name of a record: ``<task>__<model>[__<args tag>]__<profile>__seed<seed>.json``."""
+    tag = args_tag(args)
+    variant = f"__{tag}" if tag else ""
+    return f"{_safe(task)}__{_safe(model)}{variant}__{_safe(profile)}__seed{int(seed)}.json"
+
+
+def record_path(results_dir: str | os.PathLike[str], task: str, model: str, seed: int, profile: str, args: Mapping[str, Any] | None = None) -> Path:
+    return Path(results_dir) / record_filename(task, model, seed, profile, args)
 
 
 def validate_record(rec: Any) -> dict[str, Any]:
@@ -139,7 +163,7 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
 def write_record(results_dir: str | os.PathLike[str], rec: dict[str, Any]) -> Path:
     """Validate and atomically write a record to its canonical path under ``results_dir``."""
     validate_record(rec)
-    path = record_path(results_dir, rec["task"]["name"], rec["model"]["name"], rec["seed"], rec["profile"])
+    path = record_path(results_dir, rec["task"]["name"], rec["model"]["name"], rec["seed"], rec["profile"], rec["model"].get("args"))
     return write_json_atomic(path, rec)
 
 

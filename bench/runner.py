@@ -22,10 +22,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .jobs import Job, failed_record
+from .joblog import CappedLog, tail_lines
+from .jobs import Job, failed_record, parent_partial, write_failed
 from .protocol import protocol_for
 from .registry import load_task
-from .results import RecordError, read_record, write_record
+from .results import RecordError, read_record
 
 __all__ = ["Executor", "LocalProcessExecutor", "plan_jobs", "SweepSummary", "run_sweep", "job_timeout", "describe_record"]
 
@@ -44,14 +45,6 @@ class Executor(ABC):
     def run(self, job: Job) -> dict[str, Any]: ...
 
 
-def _tail(path: Path, lines: int = 25) -> str | None:
-    try:
-        text = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return None
-    return "\n".join(text[-lines:]) or None
-
-
 class LocalProcessExecutor(Executor):
     """One fresh child process per job, killed (with its whole process group) at the timeout."""
 
@@ -68,27 +61,38 @@ class LocalProcessExecutor(Executor):
         # The child must see the same intra-op thread count as the torch setting it applies.
         env["OMP_NUM_THREADS"] = str(job.threads)
         env["MKL_NUM_THREADS"] = str(job.threads)
-        with open(log_path, "w", encoding="utf-8") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "odebench.worker"],
-                stdin=subprocess.PIPE,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
+        log = CappedLog(log_path)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "odebench.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        stdin, stdout = proc.stdin, proc.stdout
+        if stdin is None or stdout is None:  # pragma: no cover - Popen was given PIPE for both
+            raise RuntimeError("the worker was started without pipes")
+        log.start(stdout)
+        try:
             try:
-                proc.communicate(input=job.to_json().encode(), timeout=timeout)
-                code = proc.returncode
-                reason = None if code == 0 else _exit_reason(code)
-            except subprocess.TimeoutExpired:
-                _kill_group(proc)
-                reason = f"timed out after {timeout:g} s (raise it with --timeout)"
+                stdin.write(job.to_json().encode())
+                stdin.close()
+            except BrokenPipeError:  # the child died before reading its job
+                pass
+            code = proc.wait(timeout=timeout)
+            reason = None if code == 0 else _exit_reason(code)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            reason = f"timed out after {timeout:g} s: the job's time limit (the profile's default, or --timeout)"
+        finally:
+            log.close()
+            stdout.close()
         rec = self._child_record(job)
         if rec is not None:
             return rec
-        rec = failed_record(job, reason or "worker exited without writing a record", _tail(log_path))
-        write_record(job.results_dir, rec)
+        rec = failed_record(job, reason or "worker exited without writing a record", tail_lines(log_path), parent_partial(job))
+        write_failed(job, rec)
         return rec
 
     @staticmethod

@@ -17,8 +17,10 @@ import numpy as np
 import torch
 
 from .measure import GpuPeak, Stopwatch
+from .nfe_guard import NFEGuard
 from .protocol import Protocol, learning_rate
 from .spec import ModelOutputError, TaskData, TaskSpec, TrainingSet, check_model_output, read_nfe
+from .weights import tensor_state
 
 __all__ = ["Outcome", "train_and_evaluate", "count_parameters"]
 
@@ -35,18 +37,21 @@ def count_parameters(model: torch.nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
 
 
-def _validation_loss(model: torch.nn.Module, batches: TrainingSet) -> float:
+def _validation_loss(model: torch.nn.Module, batches: TrainingSet, guard: NFEGuard) -> float:
     model.eval()
     total = 0.0
     with torch.no_grad():
         for batch in batches.validation:
-            total += float(batches.loss(model, batch))
+            with guard.call("validation"):
+                total += float(batches.loss(model, batch))
     model.train()
     return total / len(batches.validation)
 
 
-def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Protocol, device: torch.device, seed: int) -> tuple[dict[str, Any], float, float | None]:
+def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Protocol, device: torch.device, seed: int, guard: NFEGuard | None = None) -> tuple[dict[str, Any], float, float | None]:
     """The training loop. Returns (facts, train_seconds, mean NFE-B per step)."""
+    tensor_state(model)  # a state that cannot be saved fails now, not after the whole budget
+    guard = guard or NFEGuard(model, None)
     params = [p for p in model.parameters() if p.requires_grad]
     facts: dict[str, Any] = {"steps": 0, "truncated": False, "stopped_early": False, "best_val_loss": None, "best_step": None, "val_history": []}
     if not params:
@@ -68,10 +73,12 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
                 group["lr"] = learning_rate(protocol, step)
             batch = batches.sample()
             nfe0 = read_nfe(model)
-            loss = batches.loss(model, batch)
+            with guard.call("training forward"):
+                loss = batches.loss(model, batch)
             nfe1 = read_nfe(model)
             optimiser.zero_grad(set_to_none=True)
-            loss.backward()
+            with guard.call("training backward"):
+                loss.backward()
             nfe2 = read_nfe(model)
             if protocol.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, protocol.grad_clip)
@@ -84,13 +91,13 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
             last_loss = float(loss.detach())
             if not math.isfinite(last_loss):
                 raise ModelOutputError(f"training loss is {last_loss} at step {step + 1}: the model produced NaN or Inf")
-            val = _validation_loss(model, batches)
+            val = _validation_loss(model, batches, guard)
             if not math.isfinite(val):
                 raise ModelOutputError(f"validation loss is {val} at step {step + 1}: the model produced NaN or Inf")
             facts["val_history"].append([step + 1, val])
             if val < best_loss:
                 best_loss, since_best = val, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                best_state = tensor_state(model)
                 facts["best_step"] = step + 1
             else:
                 since_best += 1
@@ -102,11 +109,11 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
             break
     validated = [s for s, _ in facts["val_history"]]
     if facts["steps"] not in validated:  # truncated by the wall-clock cap between validations
-        val = _validation_loss(model, batches)
+        val = _validation_loss(model, batches, guard)
         facts["val_history"].append([facts["steps"], val])
         if math.isfinite(val) and val < best_loss:
             best_loss, facts["best_step"] = val, facts["steps"]
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_state = tensor_state(model)
     if best_state is not None:
         model.load_state_dict(best_state)
     facts["best_val_loss"] = best_loss if math.isfinite(best_loss) else None
@@ -115,9 +122,10 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
     return facts, clock.seconds, nfe_backward_total / max(1, facts["steps"])
 
 
-def _evaluate(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Protocol, device: torch.device) -> tuple[dict[str, Any], float, float]:
+def _evaluate(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Protocol, device: torch.device, guard: NFEGuard | None = None) -> tuple[dict[str, Any], float, float]:
     """Score on the test split. Returns (metrics, infer_seconds, mean NFE-F per forward)."""
     objective = task.objective
+    guard = guard or NFEGuard(model, None)
     n_all = data.test.u.shape[0]
     n = n_all if protocol.test_limit is None else min(protocol.test_limit, n_all)
     test_u = np.asarray(data.test.u[:n], dtype=np.float32)
@@ -134,7 +142,8 @@ def _evaluate(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: 
             x = torch.as_tensor(chunk, device=device)
             nfe0 = read_nfe(model)
             with clock.running():
-                out = objective.call(task, model, x, t)
+                with guard.call("test"):
+                    out = objective.call(task, model, x, t)
             nfes.append(read_nfe(model) - nfe0)
             out = check_model_output(task, out, x.shape[0], allow_nonfinite=objective.allows_nonfinite(task))
             outputs.append(out.detach().to("cpu", torch.float64).numpy())
@@ -146,10 +155,11 @@ def _evaluate(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: 
 def train_and_evaluate(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Protocol, device: torch.device, seed: int) -> Outcome:
     """Train ``model`` (already on ``device``) and score it; all measurements included."""
     train_peak, infer_peak = GpuPeak(device), GpuPeak(device)
-    with train_peak.tracking():
-        facts, train_seconds, nfe_backward = _train(task, model, data, protocol, device, seed)
-    with infer_peak.tracking():
-        metrics, infer_seconds, nfe_forward = _evaluate(task, model, data, protocol, device)
+    with NFEGuard(model, protocol.max_nfe_per_call) as guard:
+        with train_peak.tracking():
+            facts, train_seconds, nfe_backward = _train(task, model, data, protocol, device, seed, guard)
+        with infer_peak.tracking():
+            metrics, infer_seconds, nfe_forward = _evaluate(task, model, data, protocol, device, guard)
     peaks = [b for b in (train_peak.bytes, infer_peak.bytes) if b is not None]
     cost = {
         "nfe_forward": nfe_forward,
@@ -163,5 +173,5 @@ def train_and_evaluate(task: TaskSpec, model: torch.nn.Module, data: TaskData, p
         "eval_batch_size": protocol.eval_batch_size,
         "n_test_times": int(data.test.u.shape[1]),
     }
-    state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
+    state = tensor_state(model, "cpu")
     return Outcome(metrics=metrics, cost=cost, train=facts, state_dict=state)

@@ -13,7 +13,8 @@ import signal
 import sys
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """On Linux, have the kernel kill this process when its parent dies."""
     if not sys.platform.startswith("linux"):
         return
     try:
@@ -31,7 +32,7 @@ def _limit_memory(max_bytes: int) -> None:
 
 
 def main() -> int:
-    _die_with_parent()
+    die_with_parent()
     from .jobs import Job, execute_job
 
     job = Job.from_json(sys.stdin.read())

@@ -12,9 +12,9 @@ times the counter's increment against one field evaluation directly. The workloa
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import time
 from pathlib import Path
-import importlib.util
 
 import numpy as np
 import torch

@@ -7,8 +7,9 @@ Each task module (``heat.py``, ``lorenz.py``, ``ks.py``) defines its task specs 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 

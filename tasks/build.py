@@ -155,7 +155,11 @@ def _compare(new: Path, old: Path, task: str, split: str) -> tuple[float | None,
         elif not np.array_equal(x, y):
             equivalent = False
             notes.append(f"{key} ({x.dtype}) not bit-identical")
-    if (a.y is None) != (b.y is None) or (a.y is not None and not np.array_equal(a.y, b.y)):
+    if a.y is None or b.y is None:
+        labels_differ = (a.y is None) != (b.y is None)
+    else:
+        labels_differ = not np.array_equal(a.y, b.y)
+    if labels_differ:
         equivalent = False
         notes.append("labels differ")
     if deviation == 0.0 and not notes:

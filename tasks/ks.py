@@ -7,7 +7,8 @@ from the ETDRK4 integrator and the chaos screen of :mod:`.systems.ks`.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

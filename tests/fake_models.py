@@ -82,8 +82,124 @@ class Huge(_Base):
         return super().forward(*args)
 
 
-def build_ok(task):
+class ExtraState(_Base):
+    """Keeps a Python object in its state (get_extra_state): not loadable with weights_only."""
+
+    class Meta:
+        pass
+
+    def get_extra_state(self):
+        return self.Meta()
+
+    def set_extra_state(self, state):
+        pass
+
+
+class DictState(_Base):
+    """Puts a plain dict into its state_dict."""
+
+    def state_dict(self, *args, **kwargs):
+        state = super().state_dict(*args, **kwargs)
+        state["config"] = {"width": 3}
+        return state
+
+
+class Flaky(_Base):
+    """Raises once the file named by its ``flag`` argument exists: fails on a rerun."""
+
+    def __init__(self, task, flag):
+        super().__init__(task)
+        self.flag = flag
+
+    def forward(self, *args):
+        import os
+
+        if os.path.exists(self.flag):
+            raise RuntimeError("failing on purpose this time")
+        return super().forward(*args)
+
+
+class Chatty(_Base):
+    """Prints ``megabytes`` MiB to stdout during its first forward call."""
+
+    def __init__(self, task, megabytes):
+        super().__init__(task)
+        self.megabytes = megabytes
+        self.done = False
+
+    def forward(self, *args):
+        if not self.done:
+            import sys
+
+            line = "x" * 1023 + "\n"
+            for _ in range(self.megabytes * 1024):
+                sys.stdout.write(line)
+            sys.stdout.write("LAST LINE OF OUTPUT\n")
+            sys.stdout.flush()
+            self.done = True
+        return super().forward(*args)
+
+
+class Runaway(_Base):
+    """An 'adaptive solver' whose step size has collapsed: it never stops evaluating."""
+
+    def forward(self, *args):
+        u = args[0] if args[0].dim() == 2 else args[0][:, -1]
+        while True:
+            u = self.step(u)
+
+
+def build_runaway(task):
+    return Runaway(task)
+
+
+class LateNaN(_Base):
+    """Fine on its first two calls, NaN from the third on."""
+
+    def __init__(self, task):
+        super().__init__(task)
+        self.calls = 0
+
+    def forward(self, *args):
+        self.calls += 1
+        out = super().forward(*args)
+        return out * float("nan") if self.calls >= 3 else out
+
+
+class Segfaults(_Base):
+    def forward(self, *args):
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def build_late_nan(task):
+    return LateNaN(task)
+
+
+def build_segfaults(task):
+    return Segfaults(task)
+
+
+def build_chatty(task, *, megabytes=4):
+    return Chatty(task, megabytes)
+
+
+def build_ok(task, *, scale=1.0):
     return _Base(task)
+
+
+def build_extra_state(task):
+    return ExtraState(task)
+
+
+def build_dict_state(task):
+    return DictState(task)
+
+
+def build_flaky(task, *, flag):
+    return Flaky(task, flag)
 
 
 def build_raises(task):
@@ -124,4 +240,11 @@ ENTRY_POINTS = {
     "fake-huge": "odebench_fake_models:build_huge",
     "fake-not-a-model": "odebench_fake_models:build_not_a_model",
     "fake-missing-attr": "odebench_fake_models:no_such_factory",
+    "fake-extra-state": "odebench_fake_models:build_extra_state",
+    "fake-dict-state": "odebench_fake_models:build_dict_state",
+    "fake-flaky": "odebench_fake_models:build_flaky",
+    "fake-chatty": "odebench_fake_models:build_chatty",
+    "fake-runaway": "odebench_fake_models:build_runaway",
+    "fake-late-nan": "odebench_fake_models:build_late_nan",
+    "fake-segfaults": "odebench_fake_models:build_segfaults",
 }

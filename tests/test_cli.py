@@ -219,3 +219,31 @@ def test_memory_cap_through_the_cli(fake_models, tmp_path: Path) -> None:
     (record,) = tmp_path.glob("*.json")
     rec = json.loads(record.read_text())
     assert rec["status"] == "failed" and rec["error"].startswith("out of memory")
+
+
+def test_a_broken_plugin_gets_failed_records_and_the_sweep_goes_on(fake_models, fake_dist, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fake_dist("fake-unimportable", {"odebench.models": {"unimportable": "odebench_fake_unimportable:build"}}, {"odebench_fake_unimportable": "import not_a_real_module_xyz\n"})
+    code, _, err = run_main(["run", "--model", "unimportable,fake-ok", "--task", "lorenz-forecast", "--profile", "quick", "--results", str(tmp_path)], capsys)
+    assert code == 1 and "unimportable" in err and "its jobs get failed records" in err
+    records = {json.loads(p.read_text())["model"]["name"]: json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
+    assert records["fake-ok"]["status"] == "ok"
+    assert records["unimportable"]["status"] == "failed" and "not_a_real_module_xyz" in records["unimportable"]["error"]
+
+
+def test_an_argument_no_model_accepts_is_refused_before_any_job(fake_models, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_main(["run", "--model", "fake-ok,persistence", "--task", "lorenz-forecast", "--results", str(tmp_path), "--model-arg", "scale=2"], capsys)
+    assert code == 2 and "'persistence'" in err and "accepts no --model-arg scale" in err
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_without_max_memory_a_default_cap_applies_and_is_recorded(fake_models, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from odebench.cli import default_memory_cap
+
+    cap = default_memory_cap(parallel_jobs=1)
+    assert cap is not None and cap >= 2**30
+    big = int(2 * cap / 2**30) + 1  # twice the cap: refused at once, the machine never swaps
+    code, _, _ = run_main(["run", "--model", "fake-huge", "--task", "lorenz-forecast", "--device", "cpu", "--results", str(tmp_path), "--model-arg", f"gigabytes={big}"], capsys)
+    assert code == 1
+    rec = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert rec["status"] == "failed" and "out of memory" in rec["error"]
+    assert rec["limits"]["max_memory_bytes"] == cap

@@ -1,4 +1,8 @@
-"""Leaderboard aggregation and rendering, checked on hand-made records with known numbers."""
+"""Leaderboard aggregation and rendering, checked on hand-made records with known numbers.
+
+The records are schema 2 and self-describing: each carries its task's spec, from which
+the board takes the main score and every metric's label, format and direction.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from odebench.leaderboard import aggregate, main_metric, render_markdown, write_leaderboard
-from odebench.plots import pareto_front
+from odebench.leaderboard import aggregate, pareto_front, render_markdown, task_plots, write_leaderboard
 from odebench.results import SkippedFile, validate_record, write_record
 from odebench.spec import SCHEMA_VERSION, TaskSpec
 
@@ -24,6 +27,21 @@ CHAOS = TaskSpec(
     name="toy-chaos-forecast", version="1", kind="forecast", system="toy", state_shape=(3,), dt=0.5,
     n_times=9, train_window=3, eval_times=(1.0, 2.0), lyapunov_exponent=0.5,
 )
+HEAT = TaskSpec(name="toy-heat-forecast", version="1", kind="forecast", system="toy", state_shape=(4,), dt=0.5, n_times=9, train_window=3, eval_times=(1.0, 2.0))
+CLASSIFY = TaskSpec(name="toy-classify", version="1", kind="classify", system="toy", state_shape=(2,), dt=0.1, n_times=5, n_classes=2)
+SPECS = {spec.name: spec.to_dict() for spec in (CHAOS, HEAT, CLASSIFY)}
+#: A plugin's task kind, as its objective would describe it: lower-is-better metrics and an informational one.
+PLUGIN = {
+    **CLASSIFY.to_dict(),
+    "name": "toy-plugin-regress",
+    "kind": "regress",
+    "main_metric": "mae",
+    "metrics": [
+        {"key": "mae", "label": "MAE", "higher_is_better": False, "format": ".3f"},
+        {"key": "max_error", "label": "max error", "higher_is_better": False, "format": "#.3g"},
+        {"key": "coverage", "label": "coverage", "higher_is_better": None, "format": ".0%"},
+    ],
+}
 
 
 def forecast_metrics(vpt: float | None = 2.0, nrmse: float = 0.1, curve_scale: float = 1.0, chaotic: bool = True) -> dict[str, Any]:
@@ -45,7 +63,6 @@ def make_record(
     model: str = "resnet",
     seed: int = 0,
     *,
-    kind: str = "forecast",
     status: str = "ok",
     metrics: dict[str, Any] | None = None,
     cost: dict[str, Any] | None = None,
@@ -56,10 +73,16 @@ def make_record(
     error: str | None = None,
     truncated: bool = False,
     created: str = "2025-01-01T00:00:00Z",
+    spec: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A record with the layout odebench.results writes; validate_record must accept it."""
+    """A schema-2 record with the layout odebench.results writes; validate_record must accept it.
+
+    ``spec`` defaults to the toy task's ``TaskSpec.to_dict()`` from :data:`SPECS`.
+    """
+    if spec is None:
+        spec = SPECS[task]
     if metrics is None:
-        metrics = forecast_metrics() if kind == "forecast" else {"accuracy": 0.5, "macro_f1": 0.5}
+        metrics = forecast_metrics() if spec["kind"] == "forecast" else {"accuracy": 0.5, "macro_f1": 0.5}
     full_cost = {
         "nfe_forward": 10.0, "nfe_backward": 20.0, "train_seconds": 5.0, "infer_seconds": 0.5,
         "peak_gpu_bytes": None, "peak_cpu_bytes": 100 * 2**20, "params": 1000,
@@ -73,7 +96,8 @@ def make_record(
         "status": status,
         "error": error if status == "failed" else None,
         "traceback": None,
-        "task": {"name": task, "version": "1", "kind": kind, "data_sha256": sha},
+        "task": {"name": task, "version": spec["version"], "kind": spec["kind"], "data_sha256": sha, "spec": json.loads(json.dumps(spec))},
+        "protocol": {"profile": profile, "max_steps": 10, "batch_size": 4, "learning_rate": 3e-3},
         "model": {"name": model, "distribution": "odebench", "version": "0.1.0", "hparams": hparams or {"width": 8}},
         "metrics": metrics if status == "ok" else {},
         "cost": full_cost if status == "ok" else {},
@@ -123,7 +147,7 @@ def test_mean_std_and_n_over_seeds() -> None:
     md = render_markdown(agg)
     main = row_for(table_of(md, "toy-chaos-forecast"), "resnet")
     assert main["main: VPT (Lyapunov times) ↑"] == "**5.33** ± 1.53 (n=3)"
-    assert main["nRMSE@2 ↓"] == "**0.200**"
+    assert main["nRMSE@1 LT ↓"] == "**0.200**"  # nrmse@2 at λ1 = 0.5, labelled by the spec
     assert main["capped"] == "25%"
     one = render_markdown(aggregate(recs[:1], None))
     assert "**4.00** (n=1)" in one  # a single seed has no spread to show
@@ -137,17 +161,69 @@ def test_mean_curve_over_seeds() -> None:
     np.testing.assert_allclose(y[1:], 0.02 * np.exp(t[1:]))
 
 
-def test_main_metric_by_task_kind() -> None:
-    assert main_metric("classify", False) == ("accuracy", True)
-    assert main_metric("forecast", True) == ("vpt", True)
-    assert main_metric("forecast", False) == ("nrmse_mean", False)
-    with pytest.raises(ValueError, match="kind"):
-        main_metric("regress", False)
+def test_main_score_and_columns_come_from_the_records_spec() -> None:
+    recs = [make_record(), make_record("toy-heat-forecast", metrics=forecast_metrics(chaotic=False)), make_record("toy-classify")]
+    agg = aggregate(recs, None)
+    assert {t: (s.kind, s.main_metric, s.higher_is_better) for t, s in agg.tasks.items()} == {
+        "toy-chaos-forecast": ("forecast", "vpt", True),
+        "toy-heat-forecast": ("forecast", "nrmse_mean", False),
+        "toy-classify": ("classify", "accuracy", True),
+    }
+    md = render_markdown(agg)
+    # rank, model, main score, the spec's other metrics in its order, then the costs
+    assert table_of(md, "toy-chaos-forecast")[0][:8] == ["rank", "model", "main: VPT (Lyapunov times) ↑", "nRMSE@0.5 LT ↓", "nRMSE@1 LT ↓", "nRMSE mean ↓", "capped", "NFE-F ↓"]
+    assert table_of(md, "toy-heat-forecast")[0][:6] == ["rank", "model", "main: nRMSE mean ↓", "nRMSE@1 ↓", "nRMSE@2 ↓", "NFE-F ↓"]
+    assert table_of(md, "toy-classify")[0][:5] == ["rank", "model", "main: accuracy ↑", "macro-F1 ↑", "NFE-F ↓"]
+    assert "in Lyapunov times (LT = 1/λ1) for a chaotic task" in md
+
+
+def test_a_plugin_metric_is_shown_ranked_and_bolded_in_its_declared_direction() -> None:
+    scores = {"a": (0.3, 2.0, 0.9), "b": (0.1, 3.0, 0.5), "c": (0.2, 1.0, 0.7)}
+    recs = [
+        make_record("toy-plugin-regress", m, spec=PLUGIN, metrics={"mae": mae, "max_error": worst, "coverage": cov})
+        for m, (mae, worst, cov) in scores.items()
+    ]
+    agg = aggregate(recs, None)
+    assert agg.tasks["toy-plugin-regress"].kind == "regress"
+    assert dict(zip(agg.rows["label"], agg.rows["rank"])) == {"b": 1, "c": 2, "a": 3}  # lower MAE is better
+    md = render_markdown(agg)
+    table = table_of(md, "toy-plugin-regress")
+    assert table[0][:5] == ["rank", "model", "main: MAE ↓", "max error ↓", "coverage"]
+    assert column(table, "model") == ["b", "c", "a"]
+    assert column(table, "main: MAE ↓") == ["**0.100** (n=1)", "0.200 (n=1)", "0.300 (n=1)"]
+    assert column(table, "max error ↓") == ["3.00", "**1.00**", "2.00"]  # '#.3g' without its trailing '.'
+    assert column(table, "coverage") == ["50%", "70%", "90%"]  # informational: never bolded
+    assert "main score MAE ↓" in md
+    assert set(task_plots(agg)["toy-plugin-regress"]) == {"pareto"}  # no nRMSE curve, so no error growth
+
+
+def test_newest_task_version_describes_the_task() -> None:
+    old = make_record(model="a", sha="b" * 64, spec={**SPECS["toy-chaos-forecast"], "version": "1.9"})
+    new_spec = json.loads(json.dumps(SPECS["toy-chaos-forecast"]))
+    new_spec["version"] = "1.10"
+    new_spec["metrics"][0]["label"] = "valid time (LT)"
+    new = make_record(model="a", spec=new_spec)
+    agg = aggregate([new, old], None)
+    assert agg.tasks["toy-chaos-forecast"].versions == ("1.10", "1.9")
+    assert len(agg.rows) == 2  # two data hashes: never averaged together
+    md = render_markdown(agg)
+    assert "main score valid time (LT) ↑" in md and "main: valid time (LT) ↑" in table_of(md, "toy-chaos-forecast")[0]
+
+
+def test_an_unreadable_task_spec_is_excluded_with_a_warning() -> None:
+    bad = make_record(model="odd")
+    bad["task"]["spec"]["metrics"][1]["format"] = "not a format"
+    other = make_record(model="elsewhere")
+    other["task"]["spec"]["name"] = "another-task"
+    agg = aggregate([make_record(model="fine"), bad, other], None)
+    assert list(agg.rows["label"]) == ["fine"] and agg.n_excluded == 2
+    assert any("'not a format' is not a format spec" in w for w in agg.warnings)
+    assert any("describes task 'another-task'" in w for w in agg.warnings)
 
 
 def test_ranks_share_ties_competition_style() -> None:
     accs = {"alpha": 0.9, "beta": 0.9, "gamma": 0.8, "delta": 0.95}
-    recs = [make_record("toy-classify", m, kind="classify", metrics={"accuracy": a, "macro_f1": a - 0.1}) for m, a in accs.items()]
+    recs = [make_record("toy-classify", m, metrics={"accuracy": a, "macro_f1": a - 0.1}) for m, a in accs.items()]
     agg = aggregate(recs, None)
     assert dict(zip(agg.rows["label"], agg.rows["rank"])) == {"delta": 1, "alpha": 2, "beta": 2, "gamma": 4}
     table = table_of(render_markdown(agg), "toy-classify")
@@ -163,9 +239,9 @@ def test_rank_ties_at_displayed_precision() -> None:
 
 def test_bold_marks_ties_and_follows_direction() -> None:
     recs = [
-        make_record("toy-classify", "alpha", kind="classify", metrics={"accuracy": 0.9, "macro_f1": 0.7}, cost={"train_seconds": 3.0, "params": 500}),
-        make_record("toy-classify", "beta", kind="classify", metrics={"accuracy": 0.9, "macro_f1": 0.8}, cost={"train_seconds": 2.0, "params": 800}),
-        make_record("toy-classify", "gamma", kind="classify", metrics={"accuracy": 0.5, "macro_f1": 0.8}, cost={"train_seconds": 9.0, "params": 500}),
+        make_record("toy-classify", "alpha", metrics={"accuracy": 0.9, "macro_f1": 0.7}, cost={"train_seconds": 3.0, "params": 500}),
+        make_record("toy-classify", "beta", metrics={"accuracy": 0.9, "macro_f1": 0.8}, cost={"train_seconds": 2.0, "params": 800}),
+        make_record("toy-classify", "gamma", metrics={"accuracy": 0.5, "macro_f1": 0.8}, cost={"train_seconds": 9.0, "params": 500}),
     ]
     table = table_of(render_markdown(aggregate(recs, None)), "toy-classify")
     assert column(table, "main: accuracy ↑") == ["**0.900** (n=1)", "**0.900** (n=1)", "0.500 (n=1)"]
@@ -187,6 +263,7 @@ def test_lower_is_better_main_score_for_non_chaotic_forecast() -> None:
     assert "↑ higher is better, ↓ lower is better" in md
     assert "standard deviation of the *training* split" in md
     assert "VPT (valid prediction time)" not in md  # no chaotic task here
+    assert "NFE-B: vector-field evaluations made inside the backward pass, per training step" in md
 
 
 def test_failed_run_listed_with_reason_and_mixed_seeds_flagged() -> None:
@@ -214,7 +291,8 @@ def test_failed_run_listed_with_reason_and_mixed_seeds_flagged() -> None:
 def test_failure_before_setup_is_kept_and_attached() -> None:
     """A run that failed before loading its task records no data hash, hardware or resolved hparams."""
     early = make_record(model="resnet", seed=2, status="failed", error="PluginError: model 'resnet' failed to load")
-    early["task"].update(version=None, kind=None, data_sha256=None)
+    early["task"].update(version=None, kind=None, data_sha256=None, spec=None)
+    early["protocol"] = None
     early["model"]["hparams"] = {}
     early["env"] = {}
     recs = [make_record(model="resnet", seed=s, hparams={"width": 8, "depth": 2}) for s in range(2)] + [validate_record(early)]
@@ -285,8 +363,8 @@ def test_variants_are_the_requested_arguments_not_the_per_task_defaults() -> Non
 
 def test_overview_mean_rank() -> None:
     recs = [
-        make_record("toy-classify", "a", kind="classify", metrics={"accuracy": 0.9, "macro_f1": 0.9}),
-        make_record("toy-classify", "b", kind="classify", metrics={"accuracy": 0.8, "macro_f1": 0.8}),
+        make_record("toy-classify", "a", metrics={"accuracy": 0.9, "macro_f1": 0.9}),
+        make_record("toy-classify", "b", metrics={"accuracy": 0.8, "macro_f1": 0.8}),
         make_record("toy-chaos-forecast", "a", metrics=forecast_metrics(vpt=1.0)),
         make_record("toy-chaos-forecast", "b", metrics=forecast_metrics(vpt=2.0)),
         make_record("toy-chaos-forecast", "c", metrics=forecast_metrics(vpt=3.0)),
@@ -299,7 +377,7 @@ def test_overview_mean_rank() -> None:
 
 def test_render_is_deterministic_and_order_independent() -> None:
     recs = [make_record(model=m, seed=s, metrics=forecast_metrics(vpt=1.0 + s + len(m))) for m in ("resnet", "lm-resnet", "neural-ode") for s in range(2)]
-    recs.append(make_record("toy-classify", "resnet", kind="classify"))
+    recs.append(make_record("toy-classify", "resnet"))
     a = render_markdown(aggregate(recs, None))
     assert a == render_markdown(aggregate(recs, None))
     assert a == render_markdown(aggregate(list(reversed(recs)), None))
@@ -355,7 +433,7 @@ def _fill(results: Path) -> None:
     for m, base in (("resnet", 2.0), ("neural-ode", 3.0)):
         for s in range(2):
             write_record(results, make_record(model=m, seed=s, metrics=forecast_metrics(vpt=base + s, curve_scale=base)))
-            write_record(results, make_record("toy-classify", m, seed=s, kind="classify", metrics={"accuracy": base / 4, "macro_f1": base / 5}))
+            write_record(results, make_record("toy-classify", m, seed=s, metrics={"accuracy": base / 4, "macro_f1": base / 5}))
     write_record(results, make_record(model="lm-resnet", status="failed", error="boom"))
 
 
@@ -380,11 +458,10 @@ def test_write_leaderboard_skips_malformed_files(tmp_path: Path) -> None:
 def test_write_twice_is_byte_identical_including_plots(tmp_path: Path) -> None:
     results = tmp_path / "results"
     _fill(results)
-    specs = {"toy-chaos-forecast": CHAOS}
-    first = write_leaderboard(results, tmp_path / "a" / "LEADERBOARD.md", tasks=specs)
+    first = write_leaderboard(results, tmp_path / "a" / "LEADERBOARD.md")
     files_a = {p.relative_to(tmp_path / "a"): p.read_bytes() for p in sorted((tmp_path / "a").rglob("*")) if p.is_file()}
-    write_leaderboard(results, tmp_path / "a" / "LEADERBOARD.md", tasks=specs)
-    write_leaderboard(results, tmp_path / "b" / "LEADERBOARD.md", tasks=specs)
+    write_leaderboard(results, tmp_path / "a" / "LEADERBOARD.md")
+    write_leaderboard(results, tmp_path / "b" / "LEADERBOARD.md")
     for root in ("a", "b"):
         files = {p.relative_to(tmp_path / root): p.read_bytes() for p in sorted((tmp_path / root).rglob("*")) if p.is_file()}
         assert files == files_a
@@ -426,12 +503,32 @@ def test_a_diverged_forecast_keeps_its_vpt_and_says_where_nrmse_went() -> None:
     table = table_of(render_markdown(aggregate(recs, None)), "toy-chaos-forecast")
     assert column(table, "model") == ["blows-up", "steady"]  # ranked on VPT, which a divergence does not hide
     assert column(table, "main: VPT")[0] == "**1.50** (n=1)"
-    assert column(table, "nRMSE@2")[0] == "—" and column(table, "nRMSE@1")[0] == "**0.0500**"
+    assert column(table, "nRMSE@1 LT")[0] == "—" and column(table, "nRMSE@0.5 LT")[0] == "**0.0500**"
     assert column(table, "notes") == ["forecast diverged (NaN/Inf) on 25% of test trajectories: nRMSE there is ∞, shown —", ""]
 
 
+def test_error_growth_time_axis_and_threshold_come_from_the_records_spec(monkeypatch: pytest.MonkeyPatch) -> None:
+    from odebench.leaderboard import plots
+
+    calls: dict[str, dict[str, Any]] = {}
+
+    def record_call(curves: dict[str, Any], **kw: Any) -> bytes:
+        calls[kw["title"].split(":")[0]] = {"curves": curves, **kw}
+        return b""
+
+    monkeypatch.setattr(plots, "error_growth_png", record_call)
+    spec = {**SPECS["toy-chaos-forecast"], "vpt_threshold": 0.3}
+    recs = [make_record(spec=spec), make_record("toy-heat-forecast", metrics=forecast_metrics(chaotic=False))]
+    plots.task_plots(aggregate(recs, None))
+    chaos, heat = calls["toy-chaos-forecast"], calls["toy-heat-forecast"]
+    assert (chaos["time_label"], chaos["threshold"]) == ("t [Lyapunov times]", 0.3)
+    np.testing.assert_allclose(chaos["curves"]["resnet"][0], [0.0, 0.5, 1.0, 1.5, 2.0])  # t · λ1
+    assert (heat["time_label"], heat["threshold"]) == ("t [task time units]", None)
+    np.testing.assert_allclose(heat["curves"]["resnet"][0], [0.0, 1.0, 2.0, 3.0, 4.0])
+
+
 def test_error_growth_axis_stops_above_saturation_when_a_curve_blows_up(monkeypatch: pytest.MonkeyPatch) -> None:
-    from odebench import plots
+    from odebench.leaderboard import plots
 
     monkeypatch.setattr(plots, "_png", lambda fig: fig)  # keep the figure to read its axis
     t = [0.0, 1.0, 2.0, 3.0]

@@ -100,8 +100,32 @@ def test_good_plugin_builds(fake_dist) -> None:
 def test_bad_hyperparameter_names_distribution(fake_dist) -> None:
     source = "import torch\ndef build(task, *, width=4):\n    raise AssertionError\n"
     fake_dist("fake-strict", {"odebench.models": {"strict": "odebench_fake_strict:build"}}, {"odebench_fake_strict": source})
-    with pytest.raises(registry.PluginError, match="fake-strict.*rejected its arguments"):
+    with pytest.raises(registry.PluginError, match="fake-strict.*refused to build .* with --model-arg widht=3"):
         registry.build_model("strict", TASK, {"widht": 3})
+    with pytest.raises(registry.PluginError, match="accepts no --model-arg widht; it accepts: width"):
+        registry.check_model_args("strict", registry.model_factory("strict"), {"widht": 3})
+    registry.check_model_args("strict", registry.model_factory("strict"), {"width": 3})
+
+
+def test_a_build_error_without_arguments_is_not_blamed_on_arguments(fake_dist) -> None:
+    source = "def build(task):\n    raise ValueError('grid too coarse')\n"
+    fake_dist("fake-picky", {"odebench.models": {"picky": "odebench_fake_picky:build"}}, {"odebench_fake_picky": source})
+    with pytest.raises(registry.PluginError, match="failed to build for task .*no --model-arg given.*ValueError: grid too coarse") as info:
+        registry.build_model("picky", TASK, {})
+    assert "argument" not in str(info.value).replace("--model-arg", "")
+
+
+def test_declared_hyperparameters_decide_which_arguments_are_accepted(fake_dist) -> None:
+    source = (
+        "from odebench.spec import HyperParameter\n"
+        "def build(task, **kw):\n    raise AssertionError\n"
+        "build.hyperparameters = (HyperParameter('depth', 2, 'int >= 1'),)\n"
+    )
+    fake_dist("fake-declared", {"odebench.models": {"declared": "odebench_fake_declared:build"}}, {"odebench_fake_declared": source})
+    factory = registry.model_factory("declared")
+    registry.check_model_args("declared", factory, {"depth": 3})
+    with pytest.raises(registry.PluginError, match="accepts no --model-arg width; it accepts: depth"):
+        registry.check_model_args("declared", factory, {"width": 3})
 
 
 def test_task_entry_must_be_a_task_spec(fake_dist) -> None:

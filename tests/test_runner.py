@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from odebench.jobs import Job
 from odebench.results import read_record, read_records
 from odebench.runner import LocalProcessExecutor, plan_jobs, run_sweep
@@ -165,3 +164,67 @@ def test_same_seed_in_two_child_processes_gives_identical_metrics(fake_models, t
     assert a.done[0]["status"] == b.done[0]["status"] == "ok"
     assert a.done[0]["metrics"] == b.done[0]["metrics"]
     assert a.done[0]["train"]["val_history"] == b.done[0]["train"]["val_history"]
+
+
+def test_model_variants_live_side_by_side(fake_models, tmp_path: Path) -> None:
+    """Records of two --model-arg variants get their own files: neither skips nor overwrites the other."""
+    first, _ = sweep(tmp_path, ["fake-ok"], hparams={"scale": 1.0})
+    second, lines = sweep(tmp_path, ["fake-ok"], hparams={"scale": 2.0})
+    assert len(first.done) == 1 and len(second.done) == 1 and not second.skipped, lines
+    records, _ = read_records(tmp_path)
+    assert sorted(r["model"]["args"]["scale"] for r in records) == [1.0, 2.0]
+    names = sorted(p.name for p in tmp_path.glob("*.json"))
+    assert len(names) == 2 and all("scale=" in n for n in names) and names[0] != names[1]
+    assert len(list(tmp_path.glob("*.pt"))) == 2
+    again, _ = sweep(tmp_path, ["fake-ok"], hparams={"scale": 2.0})
+    assert len(again.skipped) == 1 and not again.done
+    default, _ = sweep(tmp_path, ["fake-ok"])
+    assert len(default.done) == 1 and (tmp_path / f"{TASK}__fake-ok__quick__seed0.json").is_file()
+
+
+def test_a_failed_rerun_leaves_no_weights_of_the_earlier_run(fake_models, tmp_path: Path) -> None:
+    flag = tmp_path / "fail-now"
+    summary, _ = sweep(tmp_path, ["fake-flaky"], hparams={"flag": str(flag)})
+    path = summary.done[0]
+    assert path["status"] == "ok"
+    weights = list(tmp_path.glob("*.pt"))
+    assert len(weights) == 1
+    flag.write_text("1")
+    jobs = plan_jobs(["fake-flaky"], [TASK], [0], "quick", tmp_path, hparams={"flag": str(flag)})
+    rerun = run_sweep(jobs, LocalProcessExecutor(), force=True, log=lambda _: None, progress=False)
+    assert rerun.done[0]["status"] == "failed" and "failing on purpose" in rerun.done[0]["error"]
+    assert not weights[0].exists() and not list(tmp_path.glob("*.pt"))
+
+
+def test_weights_that_are_not_plain_tensors_fail_the_run_with_the_entry_named(fake_models, tmp_path: Path) -> None:
+    summary, _ = sweep(tmp_path, ["fake-extra-state", "fake-dict-state"])
+    by_model = {r["model"]["name"]: r for r in summary.done}
+    assert by_model["fake-extra-state"]["status"] == "failed" and "'_extra_state'" in by_model["fake-extra-state"]["error"]
+    assert by_model["fake-dict-state"]["status"] == "failed" and "'config' is a dict" in by_model["fake-dict-state"]["error"]
+    for rec in by_model.values():
+        assert "weights_only=True" in rec["error"] and "AttributeError" not in rec["error"]
+    assert not list(tmp_path.glob("*.pt"))
+
+
+def test_a_model_that_prints_without_end_gets_a_capped_log(fake_models, tmp_path: Path) -> None:
+    from odebench.joblog import LOG_HEAD_BYTES, LOG_TAIL_BYTES
+
+    summary, _ = sweep(tmp_path, ["fake-chatty"], hparams={"megabytes": 6})
+    assert summary.done[0]["status"] == "ok"
+    log = next((tmp_path / "logs").glob("*fake-chatty*.log"))
+    text = log.read_bytes()
+    assert len(text) <= LOG_HEAD_BYTES + LOG_TAIL_BYTES + 1024 and b"bytes of output cut here" in text
+    assert b"LAST LINE OF OUTPUT" in text
+
+
+def test_records_written_by_the_parent_say_what_a_child_would(fake_models, tmp_path: Path) -> None:
+    summary, _ = sweep(tmp_path, ["fake-hangs"], timeout_s=8)
+    rec = summary.done[0]
+    assert rec["status"] == "failed" and "timed out after 8 s" in rec["error"] and "raise it" not in rec["error"]
+    from odebench import data
+
+    assert rec["task"]["version"] == "1.0" and rec["task"]["data_sha256"] == data.verify_task(TASK)
+    assert rec["task"]["spec"]["name"] == TASK and rec["protocol"]["profile"] == "quick"
+    assert rec["env"]["device"] == "cpu" and rec["env"]["threads"] == 1 and rec["env"]["python"]
+    assert rec["model"]["distribution"] == "odebench-fake-models"
+    assert rec["limits"] == {"timeout_s": 8, "max_memory_bytes": None}

@@ -225,3 +225,35 @@ def test_learning_rate_schedule_warms_up_and_decays() -> None:
     assert lrs[0] < lrs[peak] == pytest.approx(proto.learning_rate)
     assert lrs[-1] == pytest.approx(0.01 * proto.learning_rate, rel=0.05)
     assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1 :]))
+
+
+class RunawaySolver(Stepper):
+    """Keeps evaluating its field inside one call, as an adaptive solver whose step collapsed."""
+
+    def forward(self, u0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        u = u0
+        while True:
+            self.nfe += 1
+            u = u + 0.0 * self.lin(u)
+
+
+def test_a_runaway_solver_is_stopped_at_the_nfe_limit_with_the_count() -> None:
+    from odebench.nfe_guard import NFELimitError
+
+    proto = Protocol(**{**protocol_for(FORECAST, "quick").to_dict(), "max_nfe_per_call": 20_000})
+    started = time.perf_counter()
+    with pytest.raises(NFELimitError, match=r"NFE limit exceeded: [\d,]+ vector-field evaluations in one training forward call, more than the protocol's 20,000"):
+        train_and_evaluate(FORECAST, RunawaySolver(), forecast_data(), proto, CPU, 0)
+    assert time.perf_counter() - started < 60  # stopped by the guard, not by any timeout
+
+
+def test_the_nfe_limit_is_checked_when_a_call_returns_too() -> None:
+    from odebench.nfe_guard import NFEGuard, NFELimitError
+
+    model = Stepper()
+    with NFEGuard(model, 10, poll_s=3600) as guard:  # the watcher never looks: only the return check can catch it
+        with guard.call("test"):
+            model(torch.zeros(1, 2), torch.zeros(10))
+        with pytest.raises(NFELimitError, match="11 vector-field evaluations in one test call"):
+            with guard.call("test"):
+                model(torch.zeros(1, 2), torch.zeros(12))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from odebench.cli import main
@@ -41,3 +40,22 @@ def test_cli_validate_exit_codes(fake_models, capsys: pytest.CaptureFixture[str]
     assert main(["validate", "fake-nan", "--task", ",".join(TASKS)]) == 1
     out = capsys.readouterr().out
     assert "result: passed" in out and "result: FAILED" in out
+
+
+def test_a_nan_on_a_later_call_is_caught_and_said_so(fake_models) -> None:
+    report = validate_model("fake-late-nan", ["lorenz-forecast"])
+    assert not report.ok and "NaN" in report.checks[0].message and "on call 3 of 3 (calls 1-2 were fine)" in report.checks[0].message
+
+
+def test_a_hang_and_a_crash_are_reported_and_the_other_tasks_still_checked(fake_models, fake_dist) -> None:
+    hang = validate_model("fake-hangs", ["lorenz-forecast", "heat-classify"], timeout_s=3)
+    assert [c.status for c in hang.checks] == ["fail", "fail"]
+    assert all("hung: no answer within 3 s" in c.message for c in hang.checks)
+    crash = validate_model("fake-segfaults", ["lorenz-forecast", "heat-classify"])
+    assert [c.task for c in crash.checks] == ["lorenz-forecast", "heat-classify"]
+    assert all("crashed" in c.message and "SIGSEGV" in c.message for c in crash.checks)
+
+
+def test_cli_validate_refuses_an_argument_the_model_does_not_accept(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "persistence", "--task", "lorenz-forecast", "--model-arg", "width=3"]) == 2
+    assert "accepts no --model-arg width" in capsys.readouterr().err

@@ -9,7 +9,7 @@ the map v ↦ 𝒩(v) on its Fourier coefficients.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -317,9 +317,9 @@ def chaotic_windows(rng: np.random.Generator, n: int, n_samples: int, dt_sample:
     replaced = 0
     for _ in range(config.max_rounds):
         n_traj = -(-pending.size // per_trajectory)
-        slots = np.full(n_traj * per_trajectory, -1)
-        slots[: pending.size] = pending
-        slots = slots.reshape(n_traj, per_trajectory)
+        flat = np.full(n_traj * per_trajectory, -1)
+        flat[: pending.size] = pending
+        slots = flat.reshape(n_traj, per_trajectory)
         windows, exps = _candidate_windows(rng, system, spacing[np.maximum(slots, 0)], n_samples, gap, config)
         used = slots >= 0
         ok = used & (exps >= config.min_exponent)

@@ -16,7 +16,7 @@ so that samples labelled with a regime can be verified one by one.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

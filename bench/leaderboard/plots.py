@@ -1,5 +1,8 @@
 """Leaderboard figures: error growth per forecasting task, score against cost per task.
 
+Like the markdown, a figure is a function of the records alone: the time unit (Lyapunov
+times when the task's spec gives λ1), the VPT threshold, the main score's label and
+direction all come from the spec stored in the records, never from the installed task.
 Figures are drawn on matplotlib's Agg canvas directly (no pyplot, so no window and no
 global backend switch), in matplotlib's default style with a fixed size and dpi, series
 in sorted order, and PNG metadata without a software tag or date: the same aggregate
@@ -10,16 +13,16 @@ from __future__ import annotations
 
 import io
 import math
-from typing import TYPE_CHECKING, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from .spec import TaskSpec
+from .aggregate import Aggregate
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-    from .leaderboard import Aggregate
 
 __all__ = ["DPI", "CURVE_TOP", "pareto_front", "error_growth_png", "pareto_png", "task_plots"]
 
@@ -70,7 +73,7 @@ def _style(i: int) -> dict[str, object]:
     return {"color": colormaps["tab10"](i % 10), "marker": _MARKERS[i % len(_MARKERS)]}
 
 
-def error_growth_png(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, title: str, time_label: str, threshold: float | None = None) -> bytes:
+def error_growth_png(curves: Mapping[str, tuple[ArrayLike, ArrayLike]], *, title: str, time_label: str, threshold: float | None = None) -> bytes:
     """nRMSE(t) per series on a log axis, series in sorted order; ``threshold`` drawn if given.
 
     Non-positive values (the exact initial state at t = 0) cannot sit on a log axis
@@ -151,55 +154,35 @@ def pareto_png(points: Mapping[str, tuple[float, float, float]], *, title: str, 
         return _png(fig)
 
 
-def _spec(task: str, tasks: Mapping[str, TaskSpec] | None) -> TaskSpec | None:
-    if tasks is not None and task in tasks:
-        return tasks[task]
-    from .registry import RegistryError, load_task
+def task_plots(aggregate: Aggregate) -> dict[str, dict[str, bytes]]:
+    """PNG bytes per task and kind: ``error_growth`` (tasks whose records carry nRMSE curves) and ``pareto``.
 
-    try:
-        return load_task(task)
-    except RegistryError:
-        return None
-
-
-def task_plots(aggregate: Aggregate, tasks: Mapping[str, TaskSpec] | None = None) -> dict[str, dict[str, bytes]]:
-    """PNG bytes per task and kind: ``error_growth`` (forecast tasks) and ``pareto``.
-
-    Time on the error-growth axis is in Lyapunov times when the task's spec (from
-    ``tasks``, else the task registry) gives λ1, otherwise in the task's time unit.
+    Time on the error-growth axis is in Lyapunov times when the task's spec gives λ1,
+    otherwise in the task's time unit; the VPT threshold is drawn when the task reports VPT.
     """
-    from .leaderboard import metric_header
-
     out: dict[str, dict[str, bytes]] = {}
     for task in sorted(aggregate.tasks):
-        summary = aggregate.tasks[task]
+        info = aggregate.tasks[task].info
         rows = [r for r in aggregate.rows.to_dict("records") if r["task"] == task]
-        if not rows:
+        if not rows or info is None:
             continue
         images: dict[str, bytes] = {}
-        if summary.kind == "forecast":
-            curves = {}
-            for r in rows:
-                curve = aggregate.curve(r)
-                if curve is not None:
-                    curves[aggregate.series_label(r)] = curve
-            if curves:
-                spec = _spec(task, tasks)
-                lam = spec.lyapunov_exponent if spec is not None else None
-                if lam:
-                    curves = {k: (t * lam, y) for k, (t, y) in curves.items()}
-                    time_label = "t [Lyapunov times]"
-                else:
-                    time_label = "t [task time units]"
-                threshold = spec.vpt_threshold if spec is not None and summary.chaotic else None
-                images["error_growth"] = error_growth_png(curves, title=f"{task}: error growth (mean over seeds)", time_label=time_label, threshold=threshold)
-        main = f"metrics.{summary.main_metric}"
+        curves = {}
+        for r in rows:
+            curve = aggregate.curve(r)
+            if curve is not None:
+                curves[aggregate.series_label(r)] = curve
+        if curves:
+            curves = {k: (t * info.time_scale, y) for k, (t, y) in curves.items()}
+            threshold = info.vpt_threshold if info.has_vpt else None
+            images["error_growth"] = error_growth_png(curves, title=f"{task}: error growth (mean over seeds)", time_label=info.time_label, threshold=threshold)
+        main = f"metrics.{info.main_metric}"
         points = {
             aggregate.series_label(r): (float(r.get(main, math.nan)), float(r.get("cost.nfe_forward", math.nan)), float(r.get("cost.train_seconds", math.nan)))
             for r in rows
         }
         if any(math.isfinite(p[0]) for p in points.values()):
-            images["pareto"] = pareto_png(points, title=f"{task}: main score against cost", score_label=metric_header(summary.main_metric), higher_is_better=summary.higher_is_better)
+            images["pareto"] = pareto_png(points, title=f"{task}: main score against cost", score_label=info.main.header, higher_is_better=bool(info.main.higher_is_better))
         if images:
             out[task] = images
     return out
