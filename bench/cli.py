@@ -158,6 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     results = _writable_dir(args.results, "--results")
     specs = {name: registry.load_task(name) for name in task_names}
     hashes = _verify_data(task_names, args.data_dir)
+    fresh = _fresh_test_splits(task_names, args.test_seed)
     broken = _load_factories(model_names, hparams)
     jobs = []
     # The default cap is on host memory; a CUDA job's GPU memory is capped only when asked.
@@ -166,7 +167,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for job in planned:
         # A model that fails to load keeps its jobs: each gets a failed record with the error.
         if job.model in broken or registry.model_supports(job.model, specs[job.task].kind):
-            jobs.append(dataclasses.replace(job, data_sha256=hashes[job.task]))
+            test_sha = fresh[job.task] if job.task in fresh else None
+            jobs.append(dataclasses.replace(job, data_sha256=hashes[job.task], test_seed=args.test_seed, test_sha256=test_sha))
     for name in model_names:
         if not any(j.model == name for j in jobs):
             kinds = sorted({specs[t].kind for t in task_names})
@@ -178,6 +180,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     ok = sum(r["status"] == "ok" for r in summary.done)
     print(f"{len(jobs)} jobs: {ok} ok, {len(summary.failed)} failed, {len(summary.skipped)} skipped (already ok), {len(summary.busy)} busy; records in {results}")
     return 1 if summary.failed else 0
+
+
+def _fresh_test_splits(task_names: Sequence[str], seed: int | None) -> dict[str, str]:
+    """Generate (or find in the cache, verified) each task's fresh test split; task → sha256."""
+    if seed is None:
+        return {}
+    import time
+
+    from .tasks.fresh import fresh_test_split
+
+    out: dict[str, str] = {}
+    for name in task_names:
+        started = time.perf_counter()
+        try:
+            split = fresh_test_split(name, seed)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        how = f"generated in {time.perf_counter() - started:.1f} s" if split.generated else "cached copy verified"
+        print(f"fresh test split of {name} from seed {seed}: {how} ({split.directory})", file=sys.stderr)
+        out[name] = split.sha256
+    return out
 
 
 def default_memory_cap(parallel_jobs: int, share: float = 0.8) -> int | None:
@@ -318,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=None, help="seconds one job may take (default: the profile's)")
     p.add_argument("--max-memory", type=float, default=None, metavar="GIB", help="memory cap per job in GiB (CPU: address space; CUDA: GPU memory); default 80%% of the machine's memory shared by the jobs running at once, recorded")
     p.add_argument("--force", action="store_true", help="rerun jobs that already have an ok record")
+    p.add_argument("--test-seed", type=int, default=None, metavar="S", help="score on a fresh test split drawn from seed S by the task's own generator (never shipped; cached in $ODEBENCH_CACHE or ~/.cache/odebench)")
     p.add_argument("--data-dir", default=None, help="data directory (default: $ODEBENCH_DATA or the packaged splits)")
     p.set_defaults(func=cmd_run)
 

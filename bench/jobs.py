@@ -47,6 +47,8 @@ class Job:
     max_memory_bytes: int | None = None
     data_dir: str | None = None
     data_sha256: str | None = None  # what the sweep verified; the job refuses other data
+    test_seed: int | None = None  # score on a fresh test split drawn from this seed
+    test_sha256: str | None = None  # the fresh split the sweep generated; the job refuses another
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def to_json(self) -> str:
@@ -58,17 +60,22 @@ class Job:
 
     @property
     def record_path(self) -> Path:
-        return record_path(self.results_dir, self.task, self.model, self.seed, self.profile, self.hparams)
+        return record_path(self.results_dir, self.task, self.model, self.seed, self.profile, self.hparams, self.test_seed)
 
     @property
     def label(self) -> str:
         args = "".join(f" {k}={self.hparams[k]}" for k in sorted(self.hparams))
-        return f"{self.task} {self.model}{args} seed={self.seed}"
+        fresh = f" test-seed={self.test_seed}" if self.test_seed is not None else ""
+        return f"{self.task} {self.model}{args} seed={self.seed}{fresh}"
 
 
 def weights_path(record_file: Path) -> Path:
     """Where the trained ``state_dict`` of an ``ok`` record is kept (next to the record)."""
     return record_file.with_suffix(".pt")
+
+
+def _test_split(job: Job) -> dict[str, Any]:
+    return {"source": "shipped"} if job.test_seed is None else {"source": "fresh", "seed": job.test_seed, "sha256": job.test_sha256}
 
 
 def _now() -> str:
@@ -82,7 +89,7 @@ def _base_record(job: Job) -> dict[str, Any]:
         "created": _now(),
         "seed": job.seed,
         "profile": job.profile,
-        "task": {"name": job.task, "version": None, "kind": None, "data_sha256": None, "spec": None},
+        "task": {"name": job.task, "version": None, "kind": None, "data_sha256": None, "spec": None, "test_split": _test_split(job)},
         "protocol": None,
         "model": {"name": job.model, "distribution": None, "version": None, "args": dict(job.hparams), "hparams": dict(job.hparams)},
         "limits": {"timeout_s": job.timeout_s, "max_memory_bytes": job.max_memory_bytes},
@@ -132,7 +139,8 @@ def parent_partial(job: Job) -> dict[str, Any]:
         from . import data
 
         digest = job.data_sha256 or data.verify_task(task.name, job.data_dir)
-        partial["task"] = {"name": task.name, "version": task.version, "kind": task.kind, "data_sha256": digest, "spec": task.to_dict()}
+        test_split = _test_split(job)
+        partial["task"] = {"name": task.name, "version": task.version, "kind": task.kind, "data_sha256": digest, "spec": task.to_dict(), "test_split": test_split}
         protocol = protocol_for(task, job.profile)
         partial["protocol"] = protocol.to_dict()
         partial["limits"] = {"timeout_s": job.timeout_s if job.timeout_s is not None else protocol.timeout_s, "max_memory_bytes": job.max_memory_bytes}
@@ -146,11 +154,13 @@ def parent_partial(job: Job) -> dict[str, Any]:
     return partial
 
 
-def load_task_data(task: TaskSpec, data_dir: str | None = None, expected_sha256: str | None = None) -> tuple[TaskData, str]:
-    """Verify the task's frozen splits and load them; returns (data, data_sha256).
+def load_task_data(task: TaskSpec, data_dir: str | None = None, expected_sha256: str | None = None, test_seed: int | None = None, test_sha256: str | None = None) -> tuple[TaskData, str, dict[str, Any]]:
+    """Verify the task's frozen splits and load them; returns (data, data_sha256, test split).
 
     With ``expected_sha256`` (what a sweep verified before it started), data whose digest
-    differs are refused: they changed under the sweep.
+    differs are refused: they changed under the sweep. With ``test_seed`` the test split
+    is a fresh draw from that seed (:mod:`odebench.tasks.fresh`) instead of the shipped
+    one; ``test_sha256`` is the digest the sweep generated, and another one is refused.
     """
     from . import data  # imported lazily: the data module pulls in h5py
 
@@ -158,8 +168,17 @@ def load_task_data(task: TaskSpec, data_dir: str | None = None, expected_sha256:
     if expected_sha256 is not None and digest != expected_sha256:
         raise data.DataIntegrityError(f"task {task.name!r}: its data changed after the sweep verified them (sha256 {digest[:12]}, verified {expected_sha256[:12]}); rerun the sweep")
     splits = {name: data.load_split(task.name, name, data_dir, verify=False) for name in ("train", "val", "test")}
+    test_split: dict[str, Any] = {"source": "shipped"}
+    if test_seed is not None:
+        from .tasks.fresh import fresh_test_split
+
+        fresh = fresh_test_split(task.name, test_seed)
+        if test_sha256 is not None and fresh.sha256 != test_sha256:
+            raise data.DataIntegrityError(f"task {task.name!r}: the fresh test split of seed {test_seed} has sha256 {fresh.sha256[:12]}, not the {test_sha256[:12]} the sweep generated")
+        splits["test"] = data.load_split(task.name, "test", fresh.directory, verify=True)
+        test_split = fresh.to_record()
     arrays = {name: Split(u=s.u, t=np.asarray(s.t, dtype=np.float64), y=s.y) for name, s in splits.items()}
-    return TaskData(train=arrays["train"], val=arrays["val"], test=arrays["test"]), digest
+    return TaskData(train=arrays["train"], val=arrays["val"], test=arrays["test"]), digest, test_split
 
 
 def execute_job(job: Job, write: bool = True) -> dict[str, Any]:
@@ -176,8 +195,8 @@ def execute_job(job: Job, write: bool = True) -> dict[str, Any]:
             torch.cuda.set_per_process_memory_fraction(min(1.0, job.max_memory_bytes / total), device)
         partial["env"] = environment(device)
         task = registry.load_task(job.task)
-        data, digest = load_task_data(task, job.data_dir, job.data_sha256)
-        partial["task"] = {"name": task.name, "version": task.version, "kind": task.kind, "data_sha256": digest, "spec": task.to_dict()}
+        data, digest, test_split = load_task_data(task, job.data_dir, job.data_sha256, job.test_seed, job.test_sha256)
+        partial["task"] = {"name": task.name, "version": task.version, "kind": task.kind, "data_sha256": digest, "spec": task.to_dict(), "test_split": test_split}
         entry = registry.models.entry(job.model)
         partial["model"] = {"name": job.model, "distribution": entry.distribution, "version": entry.version, "args": dict(job.hparams), "hparams": dict(job.hparams)}
         protocol = protocol_for(task, job.profile)

@@ -8,7 +8,8 @@ Layout (``schema_version`` 2)::
 
     schema_version, run_id, created (ISO 8601, UTC), seed, profile, status ("ok"|"failed"),
     error (one line or null), traceback (tail or null),
-    task     {name, version, kind, data_sha256, spec (TaskSpec.to_dict(); null if never loaded)},
+    task     {name, version, kind, data_sha256, spec (TaskSpec.to_dict(); null if never loaded),
+              test_split ({"source": "shipped"} or {"source": "fresh", "seed", "sha256"}; optional)},
     protocol {...Protocol.to_dict()...} or null (a run that failed before it had one),
     model    {name, distribution, version, args (the --model-arg values), hparams (resolved)},
     metrics  {...the objective's test metrics...},
@@ -46,6 +47,7 @@ __all__ = [
     "args_tag",
     "record_filename",
     "record_path",
+    "test_seed_of",
     "validate_record",
     "write_json_atomic",
     "write_record",
@@ -95,15 +97,27 @@ def args_tag(args: Mapping[str, Any] | None) -> str:
     return f"{readable}-{digest}"
 
 
-def record_filename(task: str, model: str, seed: int, profile: str, args: Mapping[str, Any] | None = None) -> str:
-    """File name of a record: ``<task>__<model>[__<args tag>]__<profile>__seed<seed>.json``."""
+def record_filename(task: str, model: str, seed: int, profile: str, args: Mapping[str, Any] | None = None, test_seed: int | None = None) -> str:
+    """File name of a record: ``<task>__<model>[__<args tag>]__<profile>[__test-seed<S>]__seed<seed>.json``.
+
+    A run scored on a fresh test split (``--test-seed S``) never shares a file with one
+    scored on the shipped split.
+    """
     tag = args_tag(args)
     variant = f"__{tag}" if tag else ""
-    return f"{_safe(task)}__{_safe(model)}{variant}__{_safe(profile)}__seed{int(seed)}.json"
+    fresh = f"__test-seed{int(test_seed)}" if test_seed is not None else ""
+    return f"{_safe(task)}__{_safe(model)}{variant}__{_safe(profile)}{fresh}__seed{int(seed)}.json"
 
 
-def record_path(results_dir: str | os.PathLike[str], task: str, model: str, seed: int, profile: str, args: Mapping[str, Any] | None = None) -> Path:
-    return Path(results_dir) / record_filename(task, model, seed, profile, args)
+def record_path(results_dir: str | os.PathLike[str], task: str, model: str, seed: int, profile: str, args: Mapping[str, Any] | None = None, test_seed: int | None = None) -> Path:
+    return Path(results_dir) / record_filename(task, model, seed, profile, args, test_seed)
+
+
+def test_seed_of(rec: Mapping[str, Any]) -> int | None:
+    """The seed of the fresh test split a record was scored on, or ``None`` for the shipped one."""
+    split = rec.get("task", {}).get("test_split") or {}
+    seed = split.get("seed") if split.get("source") == "fresh" else None
+    return int(seed) if isinstance(seed, int) and not isinstance(seed, bool) else None
 
 
 def validate_record(rec: Any) -> dict[str, Any]:
@@ -163,7 +177,7 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
 def write_record(results_dir: str | os.PathLike[str], rec: dict[str, Any]) -> Path:
     """Validate and atomically write a record to its canonical path under ``results_dir``."""
     validate_record(rec)
-    path = record_path(results_dir, rec["task"]["name"], rec["model"]["name"], rec["seed"], rec["profile"], rec["model"].get("args"))
+    path = record_path(results_dir, rec["task"]["name"], rec["model"]["name"], rec["seed"], rec["profile"], rec["model"].get("args"), test_seed_of(rec))
     return write_json_atomic(path, rec)
 
 

@@ -247,3 +247,10 @@ def test_without_max_memory_a_default_cap_applies_and_is_recorded(fake_models, t
     rec = json.loads(next(tmp_path.glob("*.json")).read_text())
     assert rec["status"] == "failed" and "out of memory" in rec["error"]
     assert rec["limits"]["max_memory_bytes"] == cap
+
+
+def test_the_cli_starts_without_importing_torch() -> None:
+    """`odebench --help` stays fast because nothing on its path imports torch."""
+    code = "import sys, odebench, odebench.cli\ntry:\n    odebench.cli.main(['--help'])\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip().splitlines()[-1] == "False", proc.stdout + proc.stderr

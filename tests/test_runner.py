@@ -228,3 +228,11 @@ def test_records_written_by_the_parent_say_what_a_child_would(fake_models, tmp_p
     assert rec["env"]["device"] == "cpu" and rec["env"]["threads"] == 1 and rec["env"]["python"]
     assert rec["model"]["distribution"] == "odebench-fake-models"
     assert rec["limits"] == {"timeout_s": 8, "max_memory_bytes": None}
+
+
+def test_a_runaway_solver_fails_with_the_nfe_limit_not_the_timeout(fake_models, tmp_path: Path) -> None:
+    started = time.perf_counter()
+    summary, _ = sweep(tmp_path, ["fake-runaway"], timeout_s=120)
+    rec = summary.done[0]
+    assert rec["status"] == "failed" and rec["error"].startswith("NFELimitError: NFE limit exceeded:") and "100,000 per call" in rec["error"]
+    assert time.perf_counter() - started < 100

@@ -32,7 +32,7 @@ import pandas as pd
 
 from ..results import RecordError, SkippedFile, validate_record
 from .formats import shown
-from .keys import KEY_COLUMNS, UNKNOWN_HARDWARE, canonical, describe, failure_label, model_args, model_labels, number, one_line, row_key
+from .keys import KEY_COLUMNS, UNKNOWN_HARDWARE, canonical, describe, failure_label, model_args, model_labels, number, one_line, row_key, table_profile
 from .taskinfo import SpecError, TaskInfo, read_task_info
 
 __all__ = ["KEY_COLUMNS", "UNKNOWN_HARDWARE", "Failure", "TaskSummary", "Aggregate", "aggregate"]
@@ -256,7 +256,7 @@ def _summaries(kept: list[dict[str, Any]], warnings: list[str]) -> dict[str, Tas
             info=info,
             versions=tuple(sorted({str(r["task"]["version"]) for r in recs if r["task"].get("version") is not None})),
             data_sha256=hashes,
-            profiles=tuple(sorted({str(r["profile"]) for r in recs})),
+            profiles=tuple(sorted({table_profile(r) for r in recs})),
         )
     return summaries
 
@@ -265,7 +265,7 @@ def _failures(kept: list[dict[str, Any]], labels: Mapping[tuple[str, str], str])
     failures = [
         Failure(
             task=str(r["task"]["name"]),
-            profile=str(r["profile"]),
+            profile=table_profile(r),
             model=str(r["model"]["name"]),
             label=failure_label(str(r["model"]["name"]), model_args(r), labels),
             hardware=row_key(r)[5],

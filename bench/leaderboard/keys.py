@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "table_profile",
     "KEY_COLUMNS",
     "UNKNOWN_HARDWARE",
     "number",
@@ -76,12 +77,24 @@ def model_args(rec: Mapping[str, Any]) -> Any:
     return args if isinstance(args, dict) else (rec["model"].get("hparams") or {})
 
 
+def table_profile(rec: Mapping[str, Any]) -> str:
+    """The profile a record's table is headed by, with the fresh test split it was scored on.
+
+    Runs scored on a fresh test split (``--test-seed``) are ranked in a table of their own
+    and never averaged with runs on the shipped split or on another fresh one.
+    """
+    split = rec["task"].get("test_split") or {}
+    if split.get("source") == "fresh":
+        return f"{rec['profile']}, fresh test split seed {split.get('seed')}"
+    return str(rec["profile"])
+
+
 def row_key(rec: Mapping[str, Any]) -> tuple[str, ...]:
     """The values of :data:`KEY_COLUMNS` for ``rec``: records with one key are seeds of one row."""
     device, hardware = hardware_of(rec["env"])
     return (
         str(rec["task"]["name"]),
-        str(rec["profile"]),
+        table_profile(rec),
         str(rec["model"]["name"]),
         canonical(model_args(rec)),
         device,
@@ -92,7 +105,7 @@ def row_key(rec: Mapping[str, Any]) -> tuple[str, ...]:
 
 def describe(rec: Mapping[str, Any]) -> str:
     """A record named for a warning: task / model seed (profile)."""
-    return f"{rec['task']['name']} / {rec['model']['name']} seed {rec['seed']} ({rec['profile']})"
+    return f"{rec['task']['name']} / {rec['model']['name']} seed {rec['seed']} ({table_profile(rec)})"
 
 
 def model_labels(records: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], str]:
