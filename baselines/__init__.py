@@ -2,7 +2,7 @@
 
 from .floors import build_linear, build_majority, build_persistence
 from .lm_resnet import build_lm_resnet
-from .neural_ode import SolverStepLimitError, build_neural_ode
+from .neural_ode import build_neural_ode
 from .resnet import build_resnet
 
 __all__ = [
@@ -12,5 +12,4 @@ __all__ = [
     "build_persistence",
     "build_majority",
     "build_linear",
-    "SolverStepLimitError",
 ]

@@ -1,8 +1,7 @@
-"""Hyperparameter checks and the per-system defaults every baseline shares.
+"""The per-system defaults every baseline shares, and the choice of field.
 
-A factory receives values already parsed from the command line (str, int, float or
-bool). The checks here turn them into the declared types or raise ``ValueError``
-naming the argument and what it accepts, so a typo never runs silently.
+The checks on hyperparameter values (``positive_int``, ``choice``, ...) are public, in
+:mod:`odebench.toolkit`; this module holds what is particular to the baselines.
 
 The per-system defaults keep the three architectures comparable: on a given task the
 Neural ODE, the ResNet and the LM-ResNet start from the same state scaling and, with
@@ -12,27 +11,23 @@ other.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..spec import TaskSpec
+from ..spec import HyperParameter, TaskSpec
+from ..toolkit import ACTIVATIONS, choice
 
 __all__ = [
-    "ACTIVATIONS",
     "FIELDS",
     "SystemDefaults",
     "SYSTEM_DEFAULTS",
     "system_defaults",
     "resolve_field",
-    "positive_int",
-    "positive_float",
-    "boolean",
-    "choice",
+    "per_system",
+    "STATE_SCALE",
+    "COMMON_HYPERPARAMETERS",
 ]
-
-#: Pointwise nonlinearities a field may use; smooth ones suit an ODE solver best.
-ACTIVATIONS: tuple[str, ...] = ("silu", "tanh", "gelu", "softplus", "relu")
 
 #: Network families: ``mlp`` on the flattened state, ``conv`` a periodic 1-D convolution,
 #: ``auto`` whichever the system's defaults name.
@@ -88,34 +83,25 @@ def resolve_field(task: TaskSpec, field: Any) -> str:
     return field
 
 
-def positive_int(name: str, value: Any) -> int:
-    """``value`` as an int >= 1 (bools are refused: ``True`` is not a width)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value}")
-    return int(value)
+def per_system(value: Callable[[SystemDefaults], float]) -> str:
+    """``value`` of each system's defaults, as a hyperparameter's ``default_note`` shows it."""
+    listed = ", ".join(f"{system} {value(d):g}" for system, d in SYSTEM_DEFAULTS.items())
+    return f"{listed}, other systems {value(_GENERIC):g}"
 
 
-def positive_float(name: str, value: Any) -> float:
-    """``value`` (an int or a float) as a finite float > 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    value = float(value)
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a positive finite number, got {value}")
-    return value
+#: ``state_scale``, as every baseline but the label-only floors takes it.
+STATE_SCALE = HyperParameter(
+    "state_scale", None, "float > 0", help="raw states are divided by it before a network sees them (predictions multiplied back)",
+    default_note="per system: " + per_system(lambda d: d.state_scale),
+)
 
-
-def boolean(name: str, value: Any) -> bool:
-    """``value`` as a bool; only real booleans are accepted (the CLI parses ``true``/``false``)."""
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false, got {value!r}")
-    return value
-
-
-def choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
-    """``value`` if it is one of ``allowed``."""
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-    return value
+#: The ``--model-arg`` values every architecture takes, as ``odebench list models -v`` shows them.
+COMMON_HYPERPARAMETERS: tuple[HyperParameter, ...] = (
+    HyperParameter("activation", "silu", "one of: " + ", ".join(ACTIVATIONS), help="the fields' nonlinearity"),
+    HyperParameter(
+        "field", "auto", "one of: " + ", ".join(FIELDS),
+        help="mlp on the flattened state, conv a periodic 1-D convolution (1-D states only), auto per system: "
+        + ", ".join(f"{system} {d.field}" for system, d in SYSTEM_DEFAULTS.items()) + f", other systems {_GENERIC.field}",
+    ),
+    STATE_SCALE,
+)

@@ -26,9 +26,9 @@ import math
 import torch
 from torch import nn
 
-from ..spec import TaskSpec, UnsupportedTaskError
-from ._fields import check_forecast_input, check_window
-from ._options import positive_float, system_defaults
+from ..spec import TaskSpec
+from ..toolkit import check_forecast_input, check_window, for_kind, positive_float
+from ._options import STATE_SCALE, system_defaults
 from .resnet import check_uniform_grid
 
 __all__ = [
@@ -71,19 +71,27 @@ class Majority(nn.Module):
         return self.logits.expand(x.shape[0], -1)
 
 
-class LinearForecaster(nn.Module):
-    """``z_{n+1} = z_n + A z_n + b`` on the flattened scaled state, one step per sample interval."""
+class _LinearFloor(nn.Module):
+    """What both linear floors hold: the task, the state scale (their only hyperparameter) and ``nfe``."""
 
     def __init__(self, task: TaskSpec, state_scale: float) -> None:
         super().__init__()
         self.task = task
         self.state_scale = state_scale
+        self.hparams: dict[str, object] = {"state_scale": state_scale}
+        self.nfe = 0
+
+
+class LinearForecaster(_LinearFloor):
+    """``z_{n+1} = z_n + A z_n + b`` on the flattened scaled state, one step per sample interval."""
+
+    def __init__(self, task: TaskSpec, state_scale: float) -> None:
+        super().__init__(task, state_scale)
         dim = math.prod(task.state_shape)
         self.step = nn.Linear(dim, dim)
         with torch.no_grad():
             self.step.weight.zero_()
             self.step.bias.zero_()
-        self.nfe = 0
 
     def forward(self, u0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         check_forecast_input(self.task, u0, t)
@@ -98,15 +106,12 @@ class LinearForecaster(nn.Module):
         return out.reshape(u0.shape[0], intervals + 1, *self.task.state_shape)
 
 
-class MomentClassifier(nn.Module):
+class MomentClassifier(_LinearFloor):
     """Logistic regression on the time means of ``z`` and ``z²`` of each state dimension."""
 
     def __init__(self, task: TaskSpec, state_scale: float) -> None:
-        super().__init__()
-        self.task = task
-        self.state_scale = state_scale
+        super().__init__(task, state_scale)
         self.linear = nn.Linear(2 * math.prod(task.state_shape), int(task.n_classes or 0))
-        self.nfe = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_window(self.task, x)
@@ -114,28 +119,33 @@ class MomentClassifier(nn.Module):
         return self.linear(torch.cat([z.mean(dim=1), (z * z).mean(dim=1)], dim=1))
 
 
+_PERSISTENCE = {"forecast": Persistence}
+_MAJORITY = {"classify": Majority}
+_LINEAR: dict[str, type[_LinearFloor]] = {"forecast": LinearForecaster, "classify": MomentClassifier}
+
+
 def build_persistence(task: TaskSpec) -> nn.Module:
-    """The persistence forecast; :class:`UnsupportedTaskError` for classification."""
-    if task.kind != "forecast":
-        raise UnsupportedTaskError(f"persistence only forecasts; task {task.name!r} is a {task.kind} task (use majority)")
-    return Persistence(task)
+    """The persistence forecast; :class:`~odebench.spec.UnsupportedTaskError` for other kinds."""
+    return for_kind(task, _PERSISTENCE, "persistence", hint="use majority to classify")(task)
 
 
 def build_majority(task: TaskSpec) -> nn.Module:
-    """The majority-class classifier; :class:`UnsupportedTaskError` for forecasting."""
-    if task.kind != "classify":
-        raise UnsupportedTaskError(f"majority only classifies; task {task.name!r} is a {task.kind} task (use persistence)")
-    return Majority(task)
+    """The majority-class classifier; :class:`~odebench.spec.UnsupportedTaskError` for other kinds."""
+    return for_kind(task, _MAJORITY, "majority", hint="use persistence to forecast")(task)
 
 
 def build_linear(task: TaskSpec, *, state_scale: float | None = None) -> nn.Module:
     """The linear floor for either task kind; ``state_scale`` as for the other baselines."""
-    scale = positive_float("state_scale", system_defaults(task).state_scale if state_scale is None else state_scale)
-    model: nn.Module = LinearForecaster(task, scale) if task.kind == "forecast" else MomentClassifier(task, scale)
-    model.hparams = {"state_scale": scale}
-    return model
+    build = for_kind(task, _LINEAR, "linear")
+    return build(task, positive_float("state_scale", system_defaults(task).state_scale if state_scale is None else state_scale))
 
 
 # The task kinds each factory can build for; the CLI skips other kinds when running 'all'.
-build_persistence.task_kinds = ("forecast",)  # type: ignore[attr-defined]
-build_majority.task_kinds = ("classify",)  # type: ignore[attr-defined]
+build_persistence.task_kinds = tuple(_PERSISTENCE)  # type: ignore[attr-defined]
+build_majority.task_kinds = tuple(_MAJORITY)  # type: ignore[attr-defined]
+build_linear.task_kinds = tuple(_LINEAR)  # type: ignore[attr-defined]
+
+# The --model-arg values each factory takes, as 'odebench list models --verbose' shows them.
+build_persistence.hyperparameters = ()  # type: ignore[attr-defined]
+build_majority.hyperparameters = ()  # type: ignore[attr-defined]
+build_linear.hyperparameters = (STATE_SCALE,)  # type: ignore[attr-defined]

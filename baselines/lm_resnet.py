@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from ..spec import TaskSpec
-from ._fields import MLP, PeriodicConv
-from .resnet import ResNetForecaster, assemble_residual_model, resolve_residual_hparams
+from ..toolkit import CountedField
+from .resnet import RESIDUAL_HYPERPARAMETERS, RESIDUAL_TASK_KINDS, ResNetForecaster, build_residual_model
 
 __all__ = ["K_INIT_RANGE", "init_k", "LMForecaster", "LMStack", "build_lm_resnet"]
 
@@ -45,7 +45,7 @@ class LMForecaster(ResNetForecaster):
     runs across sample intervals.
     """
 
-    def __init__(self, task: TaskSpec, field_kind: str, g: MLP | PeriodicConv, state_scale: float, depth: int) -> None:
+    def __init__(self, task: TaskSpec, field_kind: str, g: CountedField, state_scale: float, depth: int) -> None:
         super().__init__(task, field_kind, g, state_scale, depth)
         self.k = init_k()
 
@@ -56,14 +56,10 @@ class LMForecaster(ResNetForecaster):
 class LMStack(nn.Module):
     """The hidden dynamics of a classifier: LM blocks with their own ``g_n`` and ``k_n``."""
 
-    def __init__(self, blocks: list[MLP | PeriodicConv]) -> None:
+    def __init__(self, blocks: list[CountedField]) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
         self.k = init_k(len(blocks) - 1)
-
-    @property
-    def nfe(self) -> int:
-        return sum(block.nfe for block in self.blocks)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         z_prev, z = z, z + self.blocks[0](z)
@@ -83,5 +79,11 @@ def build_lm_resnet(
     state_scale: float | None = None,
 ) -> nn.Module:
     """An LM-ResNet for ``task`` (forecast or classify); arguments as for ``resnet``."""
-    hp = resolve_residual_hparams(task, width, depth, layers, activation, field, state_scale)
-    return assemble_residual_model(task, hp, LMForecaster, LMStack)
+    return build_residual_model(
+        task, "lm-resnet", LMForecaster, LMStack,
+        width=width, depth=depth, layers=layers, activation=activation, field=field, state_scale=state_scale,
+    )
+
+
+build_lm_resnet.task_kinds = RESIDUAL_TASK_KINDS  # type: ignore[attr-defined]
+build_lm_resnet.hyperparameters = RESIDUAL_HYPERPARAMETERS  # type: ignore[attr-defined]

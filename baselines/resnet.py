@@ -19,11 +19,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..spec import TaskSpec
-from ._fields import MLP, PeriodicConv, WindowClassifier, check_forecast_input, field_channels, from_latent, make_field, to_latent
-from ._options import ACTIVATIONS, choice, positive_float, positive_int, resolve_field, system_defaults
+from ..spec import HyperParameter, TaskSpec
+from ..toolkit import ACTIVATIONS, CountedField, CountedModel, check_forecast_input, choice, for_kind, make_field, positive_float, positive_int
+from ._fields import WindowClassifier, from_latent, state_channels, to_latent
+from ._options import COMMON_HYPERPARAMETERS, per_system, resolve_field, system_defaults
 
-__all__ = ["CLASSIFY_DEPTH", "check_uniform_grid", "ResNetForecaster", "ResidualStack", "resolve_residual_hparams", "assemble_residual_model", "build_resnet"]
+__all__ = ["CLASSIFY_DEPTH", "check_uniform_grid", "ResNetForecaster", "ResidualStack", "RESIDUAL_TASK_KINDS", "RESIDUAL_HYPERPARAMETERS", "build_residual_model", "build_resnet"]
 
 #: Default number of residual blocks of a classifier (see :data:`neural_ode.CLASSIFY_STEP_SIZE`).
 CLASSIFY_DEPTH = 4
@@ -46,20 +47,16 @@ def check_uniform_grid(task: TaskSpec, t: torch.Tensor) -> int:
     return intervals
 
 
-class ResNetForecaster(nn.Module):
+class ResNetForecaster(CountedModel):
     """Forecast by ``depth`` residual steps of one shared ``g`` per sample interval."""
 
-    def __init__(self, task: TaskSpec, field_kind: str, g: MLP | PeriodicConv, state_scale: float, depth: int) -> None:
+    def __init__(self, task: TaskSpec, field_kind: str, g: CountedField, state_scale: float, depth: int) -> None:
         super().__init__()
         self.task = task
         self.field_kind = field_kind
         self.g = g
         self.state_scale = state_scale
         self.depth = depth
-
-    @property
-    def nfe(self) -> int:
-        return self.g.nfe
 
     def step(self, z: torch.Tensor, z_prev: torch.Tensor | None) -> torch.Tensor:
         """One residual step (forward Euler); ``z_prev`` is there for multistep subclasses."""
@@ -81,13 +78,9 @@ class ResNetForecaster(nn.Module):
 class ResidualStack(nn.Module):
     """The hidden dynamics of a classifier: ``z ← z + g_n(z)`` for each block ``n``."""
 
-    def __init__(self, blocks: list[MLP | PeriodicConv]) -> None:
+    def __init__(self, blocks: list[CountedField]) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
-
-    @property
-    def nfe(self) -> int:
-        return sum(block.nfe for block in self.blocks)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         for g in self.blocks:
@@ -95,33 +88,70 @@ class ResidualStack(nn.Module):
         return z
 
 
-def resolve_residual_hparams(
-    task: TaskSpec, width: Any, depth: Any, layers: Any, activation: Any, field: Any, state_scale: Any
-) -> dict[str, Any]:
-    """Check and default the hyperparameters the ResNet and the LM-ResNet share.
+def _sizes(width: Any, depth: Any, layers: Any, defaults: tuple[int, int, int]) -> dict[str, int]:
+    given = {"width": width, "depth": depth, "layers": layers}
+    return {name: positive_int(name, default if given[name] is None else given[name]) for name, default in zip(given, defaults)}
 
-    Forecasting: ``depth`` residual steps per sample interval (default 1), ``g`` sized like
-    the Neural ODE's field (``layers``/``width`` default to the system's field depth and
-    width). Classification: ``depth`` blocks (default :data:`CLASSIFY_DEPTH`) of one
-    hidden layer of ``channels`` units, which matches the parameter count of the Neural
-    ODE's default hidden field.
-    """
+
+def _assemble_forecaster(task: TaskSpec, common: dict[str, Any], sizes: tuple[Any, Any, Any], forecaster: type[ResNetForecaster], stack: type[nn.Module]) -> nn.Module:
+    """One shared ``g`` sized like the Neural ODE's field, ``depth`` steps per interval (default 1)."""
     defaults = system_defaults(task)
-    field_kind = resolve_field(task, field)
-    activation = choice("activation", activation, ACTIVATIONS)
-    state_scale = positive_float("state_scale", defaults.state_scale if state_scale is None else state_scale)
-    if task.kind == "forecast":
-        default_width, default_depth, default_layers = defaults.width, 1, defaults.depth
-    else:
-        default_width, default_depth, default_layers = defaults.channels, CLASSIFY_DEPTH, 1
-    return {
-        "width": positive_int("width", default_width if width is None else width),
-        "depth": positive_int("depth", default_depth if depth is None else depth),
-        "layers": positive_int("layers", default_layers if layers is None else layers),
-        "activation": activation,
-        "field": field_kind,
-        "state_scale": state_scale,
+    hp = {**_sizes(*sizes, (defaults.width, 1, defaults.depth)), **common}
+    g = make_field(hp["field"], state_channels(hp["field"], task.state_shape), hp["width"], hp["layers"], hp["activation"])
+    model = forecaster(task, hp["field"], g, hp["state_scale"], hp["depth"])
+    model.hparams = hp
+    return model
+
+
+def _assemble_classifier(task: TaskSpec, common: dict[str, Any], sizes: tuple[Any, Any, Any], forecaster: type[ResNetForecaster], stack: type[nn.Module]) -> nn.Module:
+    """``depth`` blocks (default :data:`CLASSIFY_DEPTH`) of one hidden layer of ``channels`` units,
+    which matches the parameter count of the Neural ODE's default hidden field."""
+    channels = system_defaults(task).channels
+    hp = {**_sizes(*sizes, (channels, CLASSIFY_DEPTH, 1)), **common}
+    blocks = [make_field(hp["field"], channels, hp["width"], hp["layers"], hp["activation"]) for _ in range(hp["depth"])]
+    model = WindowClassifier(task, hp["field"], channels, hp["activation"], hp["state_scale"], stack(blocks))
+    model.hparams = hp
+    return model
+
+
+_ASSEMBLERS = {"forecast": _assemble_forecaster, "classify": _assemble_classifier}
+#: The task kinds the residual families build for.
+RESIDUAL_TASK_KINDS: tuple[str, ...] = tuple(_ASSEMBLERS)
+#: The ``--model-arg`` values the ResNet and the LM-ResNet take.
+RESIDUAL_HYPERPARAMETERS: tuple[HyperParameter, ...] = (
+    HyperParameter(
+        "width", None, "int >= 1", help="hidden units (channels) of each residual function",
+        default_note=f"forecast, per system: {per_system(lambda d: d.width)}; classify: the channels, {per_system(lambda d: d.channels)}",
+    ),
+    HyperParameter(
+        "depth", None, "int >= 1", help="residual steps per sample interval (forecast) or residual blocks (classify)",
+        default_note=f"forecast: 1; classify: {CLASSIFY_DEPTH}",
+    ),
+    HyperParameter(
+        "layers", None, "int >= 1", help="hidden layers of each residual function",
+        default_note=f"forecast, per system: {per_system(lambda d: d.depth)}; classify: 1",
+    ),
+    *COMMON_HYPERPARAMETERS,
+)
+
+
+def build_residual_model(
+    task: TaskSpec, name: str, forecaster: type[ResNetForecaster], stack: type[nn.Module], *,
+    width: Any, depth: Any, layers: Any, activation: Any, field: Any, state_scale: Any,
+) -> nn.Module:
+    """The model a residual family builds: ``forecaster`` around one shared ``g`` for
+    forecasting, ``stack`` of ``depth`` blocks inside the classifier shell.
+
+    The ResNet and the LM-ResNet differ only in these two classes; ``name`` is the
+    model's, for errors.
+    """
+    assemble = for_kind(task, _ASSEMBLERS, name)
+    common = {
+        "activation": choice("activation", activation, ACTIVATIONS),
+        "field": resolve_field(task, field),
+        "state_scale": positive_float("state_scale", system_defaults(task).state_scale if state_scale is None else state_scale),
     }
+    return assemble(task, common, (width, depth, layers), forecaster, stack)
 
 
 def build_resnet(
@@ -140,24 +170,11 @@ def build_resnet(
     (classify, default 4). ``layers``/``width``: hidden layers and width of each residual
     function. ``activation``, ``field``, ``state_scale``: as for ``neural-ode``.
     """
-    hp = resolve_residual_hparams(task, width, depth, layers, activation, field, state_scale)
-    return assemble_residual_model(task, hp, ResNetForecaster, ResidualStack)
+    return build_residual_model(
+        task, "resnet", ResNetForecaster, ResidualStack,
+        width=width, depth=depth, layers=layers, activation=activation, field=field, state_scale=state_scale,
+    )
 
 
-def assemble_residual_model(task: TaskSpec, hp: dict[str, Any], forecaster: type[ResNetForecaster], stack: type[nn.Module]) -> nn.Module:
-    """The model a residual family builds from resolved ``hp``: ``forecaster`` around one
-    shared ``g`` for forecasting, ``stack`` of ``depth`` blocks inside the classifier shell.
-
-    The ResNet and the LM-ResNet differ only in these two classes.
-    """
-    channels = field_channels(task, hp["field"])
-
-    def g() -> MLP | PeriodicConv:
-        return make_field(hp["field"], channels, hp["width"], hp["layers"], hp["activation"])
-
-    if task.kind == "forecast":
-        model: nn.Module = forecaster(task, hp["field"], g(), hp["state_scale"], hp["depth"])
-    else:
-        model = WindowClassifier(task, hp["field"], channels, hp["activation"], hp["state_scale"], stack([g() for _ in range(hp["depth"])]))
-    model.hparams = hp
-    return model
+build_resnet.task_kinds = RESIDUAL_TASK_KINDS  # type: ignore[attr-defined]
+build_resnet.hyperparameters = RESIDUAL_HYPERPARAMETERS  # type: ignore[attr-defined]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
+from types import SimpleNamespace
+from typing import cast
 
 import numpy as np
 import pytest
@@ -11,15 +14,14 @@ import torch
 import torch.nn.functional as F
 from scipy.integrate import solve_ivp
 
-from odebench.baselines import SolverStepLimitError
-from odebench.baselines._fields import MLP, PeriodicConv
 from odebench.baselines.floors import build_linear, build_majority, build_persistence
 from odebench.baselines.lm_resnet import build_lm_resnet
-from odebench.baselines.neural_ode import ADAPTIVE_METHODS, FIXED_METHODS, build_neural_ode
+from odebench.baselines.neural_ode import build_neural_ode
 from odebench.baselines.resnet import build_resnet
 from odebench.registry import PluginError, build_model, models
 from odebench.spec import TaskSpec, UnsupportedTaskError
 from odebench.tasks.specs import ALL_SPECS
+from odebench.toolkit import ADAPTIVE_METHODS, FIXED_METHODS, MLPField, PeriodicConvField, SolverStepLimitError
 
 torch.set_num_threads(1)
 
@@ -423,7 +425,7 @@ def test_unknown_hyperparameter_is_a_type_error(factory) -> None:
 
 
 def test_registry_reports_a_rejected_argument_with_its_cause() -> None:
-    with pytest.raises(PluginError, match="rejected its arguments") as info:
+    with pytest.raises(PluginError, match="refused to build .* with --model-arg widht=8") as info:
         build_model("resnet", LORENZ, {"widht": 8})
     assert isinstance(info.value.__cause__, TypeError)
 
@@ -470,8 +472,8 @@ def test_built_in_tasks_get_their_system_field(name: str) -> None:
     for task in ALL_SPECS.values():
         model = FACTORIES[name](task)
         assert model.hparams["field"] == expected[task.system], task.name
-        fields = [m for m in model.modules() if isinstance(m, (PeriodicConv, MLP))]
-        assert fields and all(isinstance(m, PeriodicConv if expected[task.system] == "conv" else MLP) for m in fields), task.name
+        fields = [m for m in model.modules() if isinstance(m, (PeriodicConvField, MLPField))]
+        assert fields and all(isinstance(m, PeriodicConvField if expected[task.system] == "conv" else MLPField) for m in fields), task.name
 
 
 @pytest.mark.parametrize("kind", ["forecast", "classify"])
@@ -495,10 +497,29 @@ def test_conv_field_needs_a_one_dimensional_state() -> None:
     assert tuple(out.shape) == (2, 3, 4, 4)
 
 
+@pytest.mark.parametrize("name", ["neural-ode", "resnet", "lm-resnet", "persistence", "majority", "linear"])
+def test_every_factory_declares_each_argument_it_takes(name: str) -> None:
+    factory = models.load(name)
+    params = list(inspect.signature(factory).parameters.values())[1:]
+    declared = {hp.name: hp for hp in factory.hyperparameters}
+    assert sorted(declared) == sorted(p.name for p in params)
+    for p in params:
+        hp = declared[p.name]
+        assert hp.allowed and (hp.default == p.default if p.default is not None else hp.default is None and hp.default_note), p.name
+    assert set(factory.task_kinds) <= {"forecast", "classify"}
+
+
+@pytest.mark.parametrize("factory", [build_neural_ode, build_resnet, build_lm_resnet, build_persistence, build_majority, build_linear])
+def test_factories_refuse_a_task_kind_they_do_not_build(factory) -> None:
+    segment = cast(TaskSpec, SimpleNamespace(name="toy-segment", kind="segment", system="lorenz63", state_shape=(3,)))
+    with pytest.raises(UnsupportedTaskError, match="tasks only; task 'toy-segment' is a segment task"):
+        factory(segment)
+
+
 def test_floors_refuse_the_other_task_kind() -> None:
-    with pytest.raises(UnsupportedTaskError, match="only forecasts"):
+    with pytest.raises(UnsupportedTaskError, match="persistence builds for forecast tasks only"):
         build_persistence(TASKS["ks-classify"])
-    with pytest.raises(UnsupportedTaskError, match="only classifies"):
+    with pytest.raises(UnsupportedTaskError, match="majority builds for classify tasks only"):
         build_majority(HEAT)
     with pytest.raises(PluginError, match="does not support task"):
         build_model("majority", HEAT, {})

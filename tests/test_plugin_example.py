@@ -9,6 +9,7 @@ list → validate → run → leaderboard.
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ import torch
 
 import odebench
 from odebench.registry import load_task
+from odebench.toolkit import Solver, SolverStepLimitError
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "examples" / "plugin"
@@ -191,7 +193,7 @@ def test_hparams_are_the_resolved_values_and_weights_load_with_weights_only(anod
     model = anode.build_anode(task, augment_dim=3, method="bosh3")
     assert model.hparams == {
         "augment_dim": 3, "width": 16, "depth": 2, "method": "bosh3", "rtol": 1e-3, "atol": 1e-4,
-        "latent": 16, "adjoint": False, "state_scale": 1.0, "field": "conv",
+        "latent": 16, "adjoint": False, "max_num_steps": 100_000, "state_scale": 1.0, "field": "conv",
     }
     assert json.loads(json.dumps(model.hparams)) == model.hparams
     assert anode.build_anode(load_task("lorenz-forecast"), method="rk4").hparams["state_scale"] == 10.0
@@ -227,6 +229,29 @@ def test_bad_hyperparameter_values_raise_value_error_naming_them(anode: ModuleTy
         anode.build_anode(load_task(name), **hparams)
 
 
+def test_every_argument_is_declared(anode: ModuleType) -> None:
+    # Its own keywords, then the solver settings it passes through to odebench.toolkit.Solver.
+    params = [p for p in list(inspect.signature(anode.build_anode).parameters.values())[1:] if p.kind == p.KEYWORD_ONLY]
+    params += [p for p in inspect.signature(Solver).parameters.values() if p.name != "label"]
+    declared = {hp.name: hp for hp in anode.build_anode.hyperparameters}
+    assert sorted(declared) == sorted(p.name for p in params)
+    for p in params:
+        hp = declared[p.name]
+        assert hp.allowed and (hp.default == p.default if p.default is not None else hp.default is None and hp.default_note), p.name
+
+
+@pytest.mark.parametrize("hparams", [{"rtol": 1e-9, "atol": 1e-11}, {"method": "rk4", "step_size": 1e-5}])
+def test_the_step_limit_raises_solver_step_limit_error(anode: ModuleType, hparams: dict) -> None:
+    task = load_task("lorenz-forecast")
+    torch.manual_seed(0)
+    model = anode.build_anode(task, max_num_steps=3, **hparams)
+    with torch.no_grad():
+        model.ode.field.net[-1].weight.mul_(100.0)  # a field fast enough to need many steps
+    with pytest.raises(SolverStepLimitError, match="anode: .*max_num_steps=3") as info:
+        model(random_state(task, 2), grid(task, 11))
+    assert not isinstance(info.value, AssertionError)
+
+
 def test_unknown_hyperparameter_raises_type_error(anode: ModuleType) -> None:
     with pytest.raises(TypeError, match="augment_dims"):
         anode.build_anode(load_task("lorenz-forecast"), augment_dims=2)
@@ -234,7 +259,7 @@ def test_unknown_hyperparameter_raises_type_error(anode: ModuleType) -> None:
 
 def test_wrong_input_shapes_raise_value_error(anode: ModuleType) -> None:
     task = load_task("heat-classify")
-    with pytest.raises(ValueError, match=r"\(batch, n_times, \*state_shape\) = \(batch, 11, 64\)"):
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, 11, 64\) for task 'heat-classify', got \(2, 12, 64\)"):
         anode.build_anode(task)(torch.randn(2, 12, 64))
     task = load_task("lorenz-forecast")
     with pytest.raises(ValueError, match="u0 must have shape"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from .fields import ConvField, MLPField
-from .models import ANODEClassifier, ANODEForecaster, AugmentedODE, Solver, build_anode
+from .models import ANODEClassifier, ANODEForecaster, AugmentedODE, build_anode
 
-__all__ = ["build_anode", "AugmentedODE", "ANODEForecaster", "ANODEClassifier", "Solver", "MLPField", "ConvField"]
+__all__ = ["build_anode", "AugmentedODE", "ANODEForecaster", "ANODEClassifier"]

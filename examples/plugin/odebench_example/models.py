@@ -15,66 +15,51 @@ room lets the flow go around obstacles, which lowers the NFE of an adaptive solv
   whole augmented state, averaged over the grid for a field.
 
 The harness owns data, loss, optimiser and budget; this module owns only the
-architecture and its keyword-only hyperparameters (see :func:`build_anode`).
+architecture and its keyword-only hyperparameters (see :func:`build_anode`). The
+pieces every submission needs come from :mod:`odebench.toolkit`: the counted vector
+fields, the ODE solve with its step guard, and the checks on inputs and
+hyperparameters.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
-from torchdiffeq import odeint, odeint_adjoint
 
-from odebench.spec import TaskSpec
-
-from .fields import KERNEL_SIZE, ConvField, MLPField
+from odebench.spec import HyperParameter, TaskSpec
+from odebench.toolkit import (
+    KERNEL_SIZE,
+    CountedField,
+    CountedModel,
+    Solver,
+    check_forecast_input,
+    check_window,
+    for_kind,
+    make_field,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    solver_hyperparameters,
+)
 
 __all__ = [
-    "ADAPTIVE_METHODS",
-    "FIXED_METHODS",
     "PERIODIC_SYSTEMS",
-    "Solver",
+    "DEFAULT_STATE_SCALE",
     "AugmentedODE",
     "ANODEForecaster",
     "ANODEClassifier",
     "build_anode",
 ]
 
-ADAPTIVE_METHODS: tuple[str, ...] = ("dopri5", "dopri8", "bosh3", "adaptive_heun")
-FIXED_METHODS: tuple[str, ...] = ("rk4", "midpoint", "euler")
-
 #: Systems whose state is a field on a periodic 1-D grid; they get circular convolutions.
 PERIODIC_SYSTEMS: tuple[str, ...] = ("heat1d", "ks1d")
 
-#: Adaptive steps allowed between two output times before the solve is abandoned, so a
-#: field that has blown up fails the job instead of stepping until the timeout.
-MAX_STEPS_PER_INTERVAL = 10_000
-
-
-@dataclass(frozen=True)
-class Solver:
-    """How ``[h, a]`` is integrated: a torchdiffeq method with its tolerances or step."""
-
-    method: str
-    rtol: float | None = None
-    atol: float | None = None
-    step_size: float | None = None
-    adjoint: bool = False
-
-    def solve(self, func: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], y0: torch.Tensor, t: torch.Tensor, params: tuple[nn.Parameter, ...]) -> torch.Tensor:
-        """``y`` at the times ``t``, shape ``(len(t), *y0.shape)``."""
-        kwargs: dict[str, Any] = {"method": self.method}
-        if self.method in ADAPTIVE_METHODS:
-            kwargs.update(rtol=self.rtol, atol=self.atol, options={"max_num_steps": MAX_STEPS_PER_INTERVAL})
-        elif self.step_size is not None:
-            kwargs["options"] = {"step_size": self.step_size}
-        if self.adjoint:
-            return odeint_adjoint(func, y0, t, adjoint_params=params, **kwargs)
-        return odeint(func, y0, t, **kwargs)
+#: The default ``state_scale`` by ``(system, kind)``; 1 for any other pair. Lorenz-63
+#: states are O(10–40).
+DEFAULT_STATE_SCALE: dict[tuple[str, str], float] = {("lorenz63", "forecast"): 10.0}
 
 
 class AugmentedODE(nn.Module):
@@ -85,51 +70,39 @@ class AugmentedODE(nn.Module):
     appended there. Returns ``(len(t), batch, channels + augment_dim, ...)``.
     """
 
-    def __init__(self, field: MLPField | ConvField, augment_dim: int, rate: float, solver: Solver) -> None:
+    def __init__(self, field: CountedField, augment_dim: int, rate: float, solver: Solver) -> None:
         super().__init__()
         self.field = field
         self.augment_dim = augment_dim
         self.rate = rate
         self.solver = solver
 
-    @property
-    def nfe(self) -> int:
-        return self.field.nfe
-
-    def _rhs(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.field(y) * self.rate
-
     def forward(self, h0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         a0 = h0.new_zeros((h0.shape[0], self.augment_dim, *h0.shape[2:]))
-        params = tuple(p for p in self.field.parameters() if p.requires_grad)
-        return self.solver.solve(self._rhs, torch.cat([h0, a0], dim=1), t, params)
+        return self.solver.solve(self.field, torch.cat([h0, a0], dim=1), t, rate=self.rate)
 
 
-def _check_batch(name: str, x: Any, trailing: tuple[int, ...], layout: str) -> None:
-    if not isinstance(x, torch.Tensor) or x.dim() != 1 + len(trailing) or tuple(x.shape[1:]) != trailing:
-        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name} must have shape {layout} = (batch, {', '.join(map(str, trailing))}), got {got}")
+class ANODEForecaster(CountedModel):
+    """``forward(u0, t) -> (batch, len(t), *state)``: integrate ``[u0 / scale, 0]``, read ``u`` back.
 
+    ``h`` is the scaled state itself and the field is expressed per sample interval,
+    ``dh/dt = f(h) / task.dt``. ``latent`` is a classifier's; giving it is an error.
+    """
 
-class ANODEForecaster(nn.Module):
-    """``forward(u0, t) -> (batch, len(t), *state)``: integrate ``[u0 / scale, 0]``, read ``u`` back."""
-
-    def __init__(self, task: TaskSpec, ode: AugmentedODE, grid: bool, state_scale: float) -> None:
+    def __init__(self, task: TaskSpec, hp: dict[str, Any], solver: Solver, latent: Any = None) -> None:
+        if latent is not None:
+            raise ValueError("latent applies to classification tasks only; drop it for a forecasting task")
         super().__init__()
         self.task = task
-        self.ode = ode
-        self.grid = grid
-        self.state_scale = state_scale
-        self.channels = 1 if grid else math.prod(task.state_shape)
-
-    @property
-    def nfe(self) -> int:
-        return self.ode.nfe
+        self.grid = hp["field"] == "conv"
+        self.state_scale = hp["state_scale"]
+        self.channels = 1 if self.grid else math.prod(task.state_shape)
+        field = make_field(hp["field"], self.channels + hp["augment_dim"], hp["width"], hp["depth"])
+        self.ode = AugmentedODE(field, hp["augment_dim"], 1.0 / task.dt, solver)
+        self.hparams = dict(hp)
 
     def forward(self, u0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        _check_batch("u0", u0, tuple(self.task.state_shape), "(batch, *state_shape)")
-        if not isinstance(t, torch.Tensor) or t.dim() != 1 or t.numel() < 2:
-            raise ValueError(f"t must be a 1-D tensor of at least two increasing times, got {getattr(t, 'shape', t)!r}")
+        check_forecast_input(self.task, u0, t)
         h0 = u0 / self.state_scale
         h0 = h0.unsqueeze(1) if self.grid else h0.flatten(1)
         y = self.ode(h0, t.to(device=u0.device, dtype=u0.dtype))
@@ -138,24 +111,32 @@ class ANODEForecaster(nn.Module):
         return torch.cat([u0.unsqueeze(1), u], dim=1)
 
 
-class ANODEClassifier(nn.Module):
-    """``forward(x) -> logits``: encode the window, integrate ``[h, 0]`` over [0, 1], linear head."""
+class ANODEClassifier(CountedModel):
+    """``forward(x) -> logits``: encode the window, integrate ``[h, 0]`` over [0, 1], linear head.
 
-    def __init__(self, task: TaskSpec, encoder: nn.Module, ode: AugmentedODE, head: nn.Linear, grid: bool, state_scale: float) -> None:
+    The encoder is a linear map of the flattened window or, for a periodic field, a
+    circular convolution taking the frames as input channels, to ``latent`` channels
+    (default 16); the head reads the whole augmented state, averaged over the grid for a
+    field.
+    """
+
+    def __init__(self, task: TaskSpec, hp: dict[str, Any], solver: Solver, latent: Any = None) -> None:
         super().__init__()
+        latent = positive_int("latent", 16 if latent is None else latent)
         self.task = task
-        self.encoder = encoder
-        self.ode = ode
-        self.head = head
-        self.grid = grid
-        self.state_scale = state_scale
-
-    @property
-    def nfe(self) -> int:
-        return self.ode.nfe
+        self.grid = hp["field"] == "conv"
+        self.state_scale = hp["state_scale"]
+        if self.grid:
+            self.encoder: nn.Module = nn.Conv1d(task.n_times, latent, KERNEL_SIZE, padding=KERNEL_SIZE // 2, padding_mode="circular")
+        else:
+            self.encoder = nn.Sequential(nn.Flatten(1), nn.Linear(task.n_times * math.prod(task.state_shape), latent))
+        field = make_field(hp["field"], latent + hp["augment_dim"], hp["width"], hp["depth"])
+        self.ode = AugmentedODE(field, hp["augment_dim"], 1.0, solver)
+        self.head = nn.Linear(latent + hp["augment_dim"], int(task.n_classes or 0))
+        self.hparams = {**hp, "latent": latent}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_batch("x", x, (self.task.n_times, *self.task.state_shape), "(batch, n_times, *state_shape)")
+        check_window(self.task, x, n_times=self.task.n_times)  # the encoder reads whole windows
         h = self.encoder(x / self.state_scale)
         t = torch.tensor([0.0, 1.0], dtype=h.dtype, device=h.device)
         y = self.ode(h, t)[-1]
@@ -164,17 +145,7 @@ class ANODEClassifier(nn.Module):
 
 # ----------------------------------------------------------------------------- the factory
 
-
-def _integer(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
+_MODELS = {"forecast": ANODEForecaster, "classify": ANODEClassifier}
 
 
 def build_anode(
@@ -184,12 +155,8 @@ def build_anode(
     width: int | None = None,
     depth: int = 2,
     latent: int | None = None,
-    method: str = "dopri5",
-    rtol: float | None = None,
-    atol: float | None = None,
-    step_size: float | None = None,
-    adjoint: bool = False,
     state_scale: float | None = None,
+    **solver: Any,
 ) -> nn.Module:
     """An augmented Neural ODE for ``task`` (forecast or classify; any state shape).
 
@@ -197,60 +164,37 @@ def build_anode(
     periodic field, whose channels are whole fields); 0 gives a plain Neural ODE.
     ``width``/``depth``: hidden units (or channels) and hidden layers of the vector field
     (default width 64 for a vector, 16 for a field). ``latent``: classification only, the
-    channels the encoder produces (default 16). ``method``: a torchdiffeq method, adaptive
-    (``ADAPTIVE_METHODS``, with ``rtol``/``atol``, default 1e-3/1e-4) or fixed-step
-    (``FIXED_METHODS``, with ``step_size``, default: one step per output interval, so
-    a classifier takes a single step over [0, 1]).
-    ``adjoint``: backpropagate by the adjoint method. ``state_scale``: states are divided by
-    it (default 10 for Lorenz-63 forecasting, whose states are O(10–40); 1 otherwise).
+    channels the encoder produces (default 16). ``state_scale``: states are divided by it
+    (default 10 for Lorenz-63 forecasting, whose states are O(10–40); 1 otherwise).
+
+    Every other keyword is a setting of :class:`odebench.toolkit.Solver`, passed through:
+    ``method`` (default ``dopri5``), ``rtol``/``atol`` for an adaptive method (default
+    1e-3/1e-4), ``step_size`` for a fixed-step one (default: one step per output interval,
+    so a classifier takes a single step over [0, 1]), ``adjoint`` and ``max_num_steps``
+    (beyond it a solve raises :class:`odebench.toolkit.SolverStepLimitError`). Any other
+    name is a ``TypeError`` from there.
     """
+    model = for_kind(task, _MODELS, "anode")
     grid = task.system in PERIODIC_SYSTEMS and len(task.state_shape) == 1
-    augment_dim = _integer("augment_dim", (2 if grid else 5) if augment_dim is None else augment_dim, 0)
-    width = _integer("width", (16 if grid else 64) if width is None else width, 1)
-    depth = _integer("depth", depth, 1)
-    if not isinstance(adjoint, bool):
-        raise ValueError(f"adjoint must be true or false, got {adjoint!r}")
-    default_scale = 10.0 if task.system.startswith("lorenz") and task.kind == "forecast" else 1.0
-    state_scale = _positive("state_scale", default_scale if state_scale is None else state_scale)
-    hparams: dict[str, Any] = {"augment_dim": augment_dim, "width": width, "depth": depth, "method": method}
-
-    if method in ADAPTIVE_METHODS:
-        if step_size is not None:
-            raise ValueError(f"step_size applies to the fixed-step methods {FIXED_METHODS}, not to method={method!r}; drop it or pick one of those")
-        rtol = _positive("rtol", 1e-3 if rtol is None else rtol)
-        atol = _positive("atol", 1e-4 if atol is None else atol)
-        hparams.update(rtol=rtol, atol=atol)
-    elif method in FIXED_METHODS:
-        if rtol is not None or atol is not None:
-            raise ValueError(f"rtol/atol apply to the adaptive methods {ADAPTIVE_METHODS}, not to method={method!r}; drop them or pick one of those")
-        step_size = None if step_size is None else _positive("step_size", step_size)
-        hparams["step_size"] = step_size
-    else:
-        raise ValueError(f"method must be one of {ADAPTIVE_METHODS + FIXED_METHODS}, got {method!r}")
-    solver = Solver(method, rtol, atol, step_size, adjoint)
-
-    if task.kind == "forecast":
-        if latent is not None:
-            raise ValueError("latent applies to classification tasks only; drop it for a forecasting task")
-        channels = 1 if grid else math.prod(task.state_shape)
-        ode = AugmentedODE(_field(grid, channels + augment_dim, width, depth), augment_dim, 1.0 / task.dt, solver)
-        model: nn.Module = ANODEForecaster(task, ode, grid, state_scale)
-    else:
-        latent = _integer("latent", 16 if latent is None else latent, 1)
-        hparams["latent"] = latent
-        if grid:
-            encoder: nn.Module = nn.Conv1d(task.n_times, latent, KERNEL_SIZE, padding=KERNEL_SIZE // 2, padding_mode="circular")
-        else:
-            encoder = nn.Sequential(nn.Flatten(1), nn.Linear(task.n_times * math.prod(task.state_shape), latent))
-        ode = AugmentedODE(_field(grid, latent + augment_dim, width, depth), augment_dim, 1.0, solver)
-        model = ANODEClassifier(task, encoder, ode, nn.Linear(latent + augment_dim, int(task.n_classes or 0)), grid, state_scale)
-    hparams.update(adjoint=adjoint, state_scale=state_scale, field="conv" if grid else "mlp")
-    model.hparams = hparams
-    return model
+    settings = Solver(**solver, label="anode").with_defaults(rtol=1e-3, atol=1e-4)
+    hp: dict[str, Any] = {
+        "augment_dim": nonnegative_int("augment_dim", (2 if grid else 5) if augment_dim is None else augment_dim),
+        "width": positive_int("width", (16 if grid else 64) if width is None else width),
+        "depth": positive_int("depth", depth),
+        **settings.hparams(),
+        "state_scale": positive_float("state_scale", DEFAULT_STATE_SCALE.get((task.system, task.kind), 1.0) if state_scale is None else state_scale),
+        "field": "conv" if grid else "mlp",
+    }
+    return model(task, hp, settings, latent)
 
 
-def _field(grid: bool, channels: int, width: int, depth: int) -> MLPField | ConvField:
-    return ConvField(channels, width, depth) if grid else MLPField(channels, width, depth)
-
-
-build_anode.task_kinds = ("forecast", "classify")
+build_anode.task_kinds = tuple(_MODELS)  # type: ignore[attr-defined]
+# Every --model-arg build_anode takes, as 'odebench list models --verbose' shows them.
+build_anode.hyperparameters = (  # type: ignore[attr-defined]
+    HyperParameter("augment_dim", None, "int >= 0", help="zero-initialised extra channels; 0 is a plain Neural ODE", default_note="5 for a vector state, 2 for a periodic field (heat1d, ks1d)"),
+    HyperParameter("width", None, "int >= 1", help="hidden units (channels) of the vector field", default_note="64 for a vector state, 16 for a periodic field"),
+    HyperParameter("depth", 2, "int >= 1", help="hidden layers of the vector field"),
+    HyperParameter("latent", None, "int >= 1, classification only", help="channels of the encoded window", default_note="16 for classification; refused for forecasting"),
+    HyperParameter("state_scale", None, "float > 0", help="states are divided by it before the network sees them", default_note="10 for Lorenz-63 forecasting, 1 otherwise"),
+    *solver_hyperparameters(rtol=1e-3, atol=1e-4, step_size_note="one step per output interval (a single step over [0, 1] for classification)"),
+)
