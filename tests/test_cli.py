@@ -237,9 +237,9 @@ def test_an_argument_no_model_accepts_is_refused_before_any_job(fake_models, tmp
 
 
 def test_without_max_memory_a_default_cap_applies_and_is_recorded(fake_models, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from odebench.cli import default_memory_cap
+    from odebench.cli import default_jobs, default_memory_cap
 
-    cap = default_memory_cap(parallel_jobs=1)
+    cap = default_memory_cap(parallel_jobs=default_jobs(threads=1))
     assert cap is not None and cap >= 2**30
     big = int(2 * cap / 2**30) + 1  # twice the cap: refused at once, the machine never swaps
     code, _, _ = run_main(["run", "--model", "fake-huge", "--task", "lorenz-forecast", "--device", "cpu", "--results", str(tmp_path), "--model-arg", f"gigabytes={big}"], capsys)
