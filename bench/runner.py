@@ -57,19 +57,36 @@ class Executor(ABC):
     def cancel(self) -> None:  # noqa: B027 - optional: executors without running jobs need nothing
         """Stop every running job without writing records (the sweep was interrupted)."""
 
+    def warm(self, spares: int) -> None:  # noqa: B027 - optional
+        """Get ready to run ``spares`` jobs at once (e.g. start workers ahead of need)."""
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Release what :meth:`warm` started; the executor may be used again afterwards."""
+
 
 class SweepCancelled(Exception):
     """A job was stopped because its sweep was interrupted; it has no record."""
 
 
 class LocalProcessExecutor(Executor):
-    """One fresh child process per job, killed (with its whole process group) at the timeout."""
+    """One fresh child process per job, killed (with its whole process group) at the timeout.
 
-    def __init__(self, poll_s: float = 0.2) -> None:
+    Workers are started ``spares`` ahead of need (per thread count): each one imports
+    torch and the harness while the previous job runs, then takes exactly one job, so
+    no process ever runs two jobs and a job's wall time does not include the start-up.
+    """
+
+    def __init__(self, poll_s: float = 0.2, spares: int = 1) -> None:
         self.poll_s = poll_s
+        self.spares = max(0, spares)
         self._live: set[subprocess.Popen[bytes]] = set()
+        self._idle: dict[int, list[subprocess.Popen[bytes]]] = {}
         self._lock = threading.Lock()
         self._cancelled = False
+
+    def warm(self, spares: int) -> None:
+        """Keep ``spares`` idle workers ready (a sweep asks for as many as it runs at once)."""
+        self.spares = max(0, spares)
 
     def cancel(self) -> None:
         with self._lock:
@@ -77,24 +94,27 @@ class LocalProcessExecutor(Executor):
             live = list(self._live)
         for proc in live:
             _kill_group(proc)
+        self.close()
 
-    def run(self, job: Job, on_heartbeat: OnHeartbeat | None = None) -> dict[str, Any]:
-        timeout = job_timeout(job)
-        log_dir = Path(job.results_dir) / "logs"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = log_dir / (job.record_path.stem + ".log")
+    def close(self) -> None:
+        """Stop the idle spare workers (they hold no job)."""
+        with self._lock:
+            idle = [p for procs in self._idle.values() for p in procs]
+            self._idle.clear()
+        for proc in idle:
+            _kill_group(proc)
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    pipe.close()
+
+    @staticmethod
+    def _spawn(threads: int) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
         # The child must see the same intra-op thread count as the torch setting it applies.
-        env["OMP_NUM_THREADS"] = str(job.threads)
-        env["MKL_NUM_THREADS"] = str(job.threads)
-        def on_line(line: str) -> None:
-            beat = parse_heartbeat(line)
-            if beat is not None and on_heartbeat is not None:
-                on_heartbeat(beat)
-
-        log = CappedLog(log_path, on_line=on_line)
-        proc = subprocess.Popen(
+        env["OMP_NUM_THREADS"] = str(threads)
+        env["MKL_NUM_THREADS"] = str(threads)
+        return subprocess.Popen(
             [sys.executable, "-m", "odebench.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -102,8 +122,37 @@ class LocalProcessExecutor(Executor):
             env=env,
             start_new_session=True,
         )
+
+    def _take(self, threads: int) -> subprocess.Popen[bytes]:
+        """A started worker for ``threads``: a live spare if one is ready, else a new one; then top up."""
         with self._lock:
+            idle = self._idle.setdefault(threads, [])
+            proc = None
+            while idle and proc is None:
+                candidate = idle.pop(0)
+                if candidate.poll() is None:
+                    proc = candidate
+            if proc is None:
+                proc = self._spawn(threads)
             self._live.add(proc)
+            while len(idle) < self.spares and not self._cancelled:
+                idle.append(self._spawn(threads))
+        return proc
+
+    def run(self, job: Job, on_heartbeat: OnHeartbeat | None = None) -> dict[str, Any]:
+        timeout = job_timeout(job)
+        log_dir = Path(job.results_dir) / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / (job.record_path.stem + ".log")
+
+        def on_line(line: str) -> None:
+            beat = parse_heartbeat(line)
+            if beat is not None and on_heartbeat is not None:
+                on_heartbeat(beat)
+
+        log = CappedLog(log_path, on_line=on_line)
+        proc = self._take(job.threads)
+        with self._lock:
             if self._cancelled:
                 _kill_group(proc)
         stdin, stdout = proc.stdin, proc.stdout
@@ -331,6 +380,7 @@ def run_sweep(
         emit(f"[{i}/{len(jobs)}] {job.label}: {describe_record(rec)} ({time.perf_counter() - started:.1f} s{eta()})")
         bar.update(1)
 
+    executor.warm(min(parallel, len(jobs)))
     try:
         if parallel == 1:
             for job in jobs:
@@ -347,5 +397,6 @@ def run_sweep(
             finally:
                 pool.shutdown(wait=True)
     finally:
+        executor.close()
         bar.close()
     return summary
