@@ -85,8 +85,17 @@ class LocalProcessExecutor(Executor):
         self._cancelled = False
 
     def warm(self, spares: int) -> None:
-        """Keep ``spares`` idle workers ready (a sweep asks for as many as it runs at once)."""
+        """Keep ``spares`` idle workers ready: as many as jobs the sweep will still start soon.
+
+        Lowering it stops the extra idle workers, so none is left importing for nothing.
+        """
         self.spares = max(0, spares)
+        with self._lock:
+            extra = [p for procs in self._idle.values() for p in procs[self.spares :]]
+            for threads in self._idle:
+                del self._idle[threads][self.spares :]
+        for proc in extra:
+            _kill_group(proc)
 
     def cancel(self) -> None:
         with self._lock:
@@ -342,6 +351,7 @@ def run_sweep(
         return "" if left is None else f", sweep ETA {format_duration(left)}"
 
     def one(job: Job) -> None:
+        started_one()
         lock = _JobLock(job)
         if not lock.acquire():
             work.drop(job.run_id)
@@ -380,7 +390,14 @@ def run_sweep(
         emit(f"[{i}/{len(jobs)}] {job.label}: {describe_record(rec)} ({time.perf_counter() - started:.1f} s{eta()})")
         bar.update(1)
 
-    executor.warm(min(parallel, len(jobs)))
+    not_started = [len(jobs)]
+
+    def started_one() -> None:
+        """Spares for the jobs still to start, at most one per parallel slot."""
+        with counter_lock:
+            not_started[0] -= 1
+            executor.warm(min(parallel, not_started[0]))
+
     try:
         if parallel == 1:
             for job in jobs:
