@@ -137,7 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from . import registry
     from .measure import resolve_device
     from .protocol import PROFILES
-    from .runner import LocalProcessExecutor, plan_jobs, run_sweep
+    from .runner import plan_jobs, run_sweep
 
     if args.profile not in PROFILES:
         raise UsageError(f"--profile {args.profile!r}: use one of {', '.join(PROFILES)}")
@@ -164,8 +164,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     parallel = args.jobs if args.jobs is not None else default_jobs(args.threads)
     if parallel < 1:
         raise UsageError("--jobs must be >= 1")
-    # The default cap is on host memory; a CUDA job's GPU memory is capped only when asked.
-    max_memory = int(args.max_memory * 2**30) if args.max_memory else (default_memory_cap(parallel_jobs=parallel) if device.type == "cpu" else None)
+    if args.executor not in ("local", "dask"):
+        raise UsageError(f"--executor {args.executor!r}: use local or dask")
+    if args.scheduler is not None and args.executor != "dask":
+        raise UsageError("--scheduler needs --executor dask")
+    # The default cap is on this machine's memory: for local jobs (or a local Dask
+    # cluster) on the CPU; a CUDA job's GPU memory, or a remote worker's, only when asked.
+    local_cpu = device.type == "cpu" and args.scheduler is None
+    max_memory = int(args.max_memory * 2**30) if args.max_memory else (default_memory_cap(parallel_jobs=parallel) if local_cpu else None)
     planned = plan_jobs(model_names, task_names, seeds, args.profile, results, hparams=hparams, device=args.device, threads=args.threads, timeout_s=args.timeout, max_memory_bytes=max_memory, data_dir=args.data_dir)
     for job in planned:
         # A model that fails to load keeps its jobs: each gets a failed record with the error.
@@ -179,7 +185,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     skipped_pairs = len(model_names) * len(task_names) - len(jobs) // len(seeds)
     if skipped_pairs:
         print(f"note: {skipped_pairs} (task, model) pair(s) skipped: the model does not support that task kind", file=sys.stderr)
-    summary = run_sweep(jobs, LocalProcessExecutor(), force=args.force, parallel=parallel)
+    executor = _executor(args, parallel, device.type)
+    try:
+        slots = getattr(executor, "slots", parallel)
+        summary = run_sweep(jobs, executor, force=args.force, parallel=max(1, int(slots)))
+    finally:
+        shutdown = getattr(executor, "shutdown", None)
+        if shutdown is not None:
+            shutdown()
     if summary.done:
         from .progress import results_table
 
@@ -188,6 +201,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     ok = sum(r["status"] == "ok" for r in summary.done)
     print(f"{len(jobs)} jobs: {ok} ok, {len(summary.failed)} failed, {len(summary.skipped)} skipped (already ok), {len(summary.busy)} busy; records in {results}")
     return 1 if summary.failed else 0
+
+
+def _executor(args: argparse.Namespace, parallel: int, device_type: str) -> Any:
+    """The local process executor, or a Dask one (a local cluster of ``parallel`` workers
+    bound to 127.0.0.1, or the scheduler at ``--scheduler``)."""
+    from .runner import LocalProcessExecutor
+
+    if args.executor == "local":
+        return LocalProcessExecutor()
+    try:
+        from .dask_executor import DaskExecutor
+    except ImportError as exc:
+        raise UsageError(f"--executor dask: {exc}") from None
+    try:
+        return DaskExecutor(scheduler=args.scheduler, n_workers=parallel, gpus_per_worker=1 if device_type == "cuda" else 0)
+    except OSError as exc:
+        raise UsageError(f"--scheduler {args.scheduler!r}: cannot reach the Dask scheduler ({exc}); start one with 'dask scheduler' and give its address") from None
 
 
 def _fresh_test_splits(task_names: Sequence[str], seed: int | None) -> dict[str, str]:
@@ -355,7 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="a model hyperparameter; repeatable")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.add_argument("--threads", type=int, default=int(os.environ.get("ODEBENCH_THREADS", "1")), help="torch intra-op threads per job (default 1, recorded)")
-    p.add_argument("--jobs", "-j", type=int, default=None, metavar="N", help="jobs at once, each in its own process (default: available cores / --threads)")
+    p.add_argument("--jobs", "-j", type=int, default=None, metavar="N", help="jobs at once, each in its own process (default: available cores / --threads); with --executor dask and no --scheduler, the local cluster's workers")
+    p.add_argument("--executor", default="local", help="local (child processes on this machine, default) or dask (a Dask distributed cluster)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="with --executor dask: the scheduler to use, e.g. tcp://127.0.0.1:8786 (default: start a local cluster)")
     p.add_argument("--timeout", type=float, default=None, help="seconds one job may take (default: the profile's)")
     p.add_argument("--max-memory", type=float, default=None, metavar="GIB", help="memory cap per job in GiB (CPU: address space; CUDA: GPU memory); default 80%% of the machine's memory shared by the jobs running at once, recorded")
     p.add_argument("--force", action="store_true", help="rerun jobs that already have an ok record")

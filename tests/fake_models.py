@@ -210,6 +210,22 @@ def build_memorizer(task):
 build_memorizer.task_kinds = ("forecast",)
 
 
+class Slow(_Base):
+    """Sleeps ``pause`` seconds in every call: a job long enough to interrupt."""
+
+    def __init__(self, task, pause):
+        super().__init__(task)
+        self.pause = pause
+
+    def forward(self, *args):
+        time.sleep(self.pause)
+        return super().forward(*args)
+
+
+def build_slow(task, *, pause=0.1):
+    return Slow(task, pause)
+
+
 def build_chatty(task, *, megabytes=4):
     return Chatty(task, megabytes)
 
@@ -276,4 +292,5 @@ ENTRY_POINTS = {
     "fake-late-nan": "odebench_fake_models:build_late_nan",
     "fake-segfaults": "odebench_fake_models:build_segfaults",
     "fake-memorizer": "odebench_fake_models:build_memorizer",
+    "fake-slow": "odebench_fake_models:build_slow",
 }

@@ -20,16 +20,16 @@ from odebench.runner import LocalProcessExecutor, plan_jobs, run_sweep
 TASK = "lorenz-forecast"
 
 
-def sweep(results: Path, models: list[str], seeds=(0,), **fields) -> tuple:
+def sweep(results: Path, models: list[str], seeds=(0,), parallel: int = 1, **fields) -> tuple:
     lines: list[str] = []
     jobs = plan_jobs(models, [TASK], list(seeds), "quick", results, **fields)
-    summary = run_sweep(jobs, LocalProcessExecutor(), log=lines.append, progress=False)
+    summary = run_sweep(jobs, LocalProcessExecutor(), log=lines.append, progress=False, parallel=parallel)
     return summary, lines
 
 
 def test_every_fault_gives_a_failed_record_and_the_sweep_goes_on(fake_models, tmp_path: Path) -> None:
     models = ["fake-raises", "fake-nan", "fake-wrong-shape", "fake-hangs", "fake-huge", "fake-not-a-model", "fake-missing-attr", "fake-ok"]
-    summary, lines = sweep(tmp_path, models, timeout_s=20, max_memory_bytes=2 * 2**30)
+    summary, lines = sweep(tmp_path, models, parallel=2, timeout_s=20, max_memory_bytes=2 * 2**30)  # two at once, as --jobs 2
     by_model = {r["model"]["name"]: r for r in summary.done}
     assert set(by_model) == set(models)
     expect = {
@@ -93,8 +93,8 @@ def test_resume_skips_jobs_with_an_ok_record_and_force_reruns(fake_models, tmp_p
     assert len(forced.done) == 1 and path.read_bytes() != before
 
 
-def _cli(results: Path, models: str, seeds: str = "0") -> list[str]:
-    return [sys.executable, "-m", "odebench.cli", "run", "--model", models, "--task", TASK, "--seeds", seeds, "--profile", "quick", "--results", str(results)]
+def _cli(results: Path, models: str, seeds: str = "0", jobs: int = 2) -> list[str]:
+    return [sys.executable, "-m", "odebench.cli", "run", "--model", models, "--task", TASK, "--seeds", seeds, "--profile", "quick", "--results", str(results), "--jobs", str(jobs)]
 
 
 def test_sweep_killed_with_sigkill_then_resumed(fake_models, tmp_path: Path) -> None:
