@@ -350,26 +350,24 @@ def run_sweep(
         left = work.eta_seconds()
         return "" if left is None else f", sweep ETA {format_duration(left)}"
 
+    def not_run(job: Job, bucket: list[Job], why: str) -> None:
+        work.drop(job.run_id)
+        with counter_lock:
+            i = next(counter)
+        bucket.append(job)
+        emit(f"[{i}/{len(jobs)}] {why.format(label=job.label)}")
+        bar.update(1)
+
     def one(job: Job) -> None:
         started_one()
         lock = _JobLock(job)
         if not lock.acquire():
-            work.drop(job.run_id)
-            with counter_lock:
-                i = next(counter)
-            summary.busy.append(job)
-            emit(f"[{i}/{len(jobs)}] busy {job.label}: another sweep is running it")
-            bar.update(1)
+            not_run(job, summary.busy, "busy {label}: another sweep is running it")
             return
         try:
             # Checked under the lock, so a job another sweep just finished is not run again.
             if not force and _has_ok_record(job):
-                work.drop(job.run_id)
-                with counter_lock:
-                    i = next(counter)
-                summary.skipped.append(job)
-                emit(f"[{i}/{len(jobs)}] skip {job.label}: an ok record exists (use --force to rerun)")
-                bar.update(1)
+                not_run(job, summary.skipped, "skip {label}: an ok record exists (use --force to rerun)")
                 return
             emit(f"start {job.label}: budget {budgets[job.run_id]} steps")
 
