@@ -227,6 +227,8 @@ def _execute(job: Job, write: bool, heartbeat: Heartbeat) -> dict[str, Any]:
     rec.update({k: partial[k] for k in ("task", "model", "env", "protocol", "limits")})
     rec["status"] = "ok"
     rec["metrics"] = outcome.metrics
+    if outcome.items is not None:
+        rec["items"] = outcome.items
     rec["cost"] = {**outcome.cost, "peak_cpu_bytes": peak_rss_bytes()}
     rec["train"] = outcome.train
     if write:

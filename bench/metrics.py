@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["nrmse_curve", "valid_prediction_time", "accuracy", "macro_f1", "forecast_metrics", "classify_metrics"]
+__all__ = ["nrmse_curve", "valid_prediction_time", "accuracy", "macro_f1", "forecast_metrics", "classify_metrics", "forecast_items", "classify_items"]
 
 
 def _as_array(x: object, name: str) -> np.ndarray:
@@ -85,6 +85,41 @@ def macro_f1(pred_labels: np.ndarray, labels: np.ndarray, n_classes: int) -> flo
         denom = 2 * tp + fp + fn
         scores.append(0.0 if denom == 0 else 2.0 * tp / denom)
     return float(np.mean(scores))
+
+
+def _short(x: float) -> float | None:
+    """``x`` to 4 significant digits (per-item curves need no more), ``None`` if not finite."""
+    return float(f"{x:.4g}") if np.isfinite(x) else None
+
+
+def forecast_items(pred: np.ndarray, target: np.ndarray, sigma: np.ndarray, times: np.ndarray, lyapunov_exponent: float | None, threshold: float = 0.5) -> dict[str, object]:
+    """Per-trajectory scores, in test-split order: each main-score list averages to the metric.
+
+    ``nrmse_mean`` (time mean of the trajectory's nRMSE after t = 0), ``vpt`` (chaotic
+    systems only) and the trajectory's coarse nRMSE curve (the ``nrmse_curve`` times,
+    4 significant digits; ``None`` where it is infinite).
+    """
+    curve = nrmse_curve(pred, target, sigma)
+    times = np.asarray(times, dtype=np.float64)
+    stride = max(1, (len(times) - 1) // 100)
+    with np.errstate(invalid="ignore"):
+        per_mean = curve[:, 1:].mean(axis=1)
+    out: dict[str, object] = {
+        "n": int(curve.shape[0]),
+        "nrmse_mean": [float(x) if np.isfinite(x) else None for x in per_mean],
+        "nrmse_curve": {"t": [float(x) for x in times[::stride]], "nrmse": [[_short(v) for v in row] for row in curve[:, ::stride]]},
+    }
+    if lyapunov_exponent:
+        vpt, _ = valid_prediction_time(curve, times, threshold, lyapunov_exponent)
+        out["vpt"] = [float(v) for v in vpt]
+    return out
+
+
+def classify_items(logits: np.ndarray, labels: np.ndarray) -> dict[str, object]:
+    """Per-window scores, in test-split order: correctness (its mean is the accuracy) and the prediction."""
+    pred = np.asarray(logits).argmax(axis=1)
+    labels = np.asarray(labels)
+    return {"n": int(labels.shape[0]), "accuracy": [int(v) for v in (pred == labels)], "predicted": [int(v) for v in pred]}
 
 
 def forecast_metrics(pred: np.ndarray, target: np.ndarray, sigma: np.ndarray, times: np.ndarray, eval_times: tuple[float, ...], lyapunov_exponent: float | None, threshold: float = 0.5) -> dict[str, object]:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .metrics import classify_metrics, forecast_metrics
+from .metrics import classify_items, classify_metrics, forecast_items, forecast_metrics
 from .spec import MetricSpec, Objective, TaskData, TaskSpec, TrainingSet, check_output_shape
 
 if TYPE_CHECKING:
@@ -153,7 +153,10 @@ class ForecastObjective(Objective):
 
     def score(self, task: TaskSpec, outputs: np.ndarray, data: TaskData, n: int) -> dict[str, Any]:
         target = np.asarray(data.test.u[:n], dtype=np.float32).astype(np.float64)
-        return forecast_metrics(outputs, target, training_sigma(data), data.times, task.eval_times, task.lyapunov_exponent, task.vpt_threshold)
+        sigma = training_sigma(data)
+        metrics = forecast_metrics(outputs, target, sigma, data.times, task.eval_times, task.lyapunov_exponent, task.vpt_threshold)
+        metrics["items"] = forecast_items(outputs, target, sigma, data.times, task.lyapunov_exponent, task.vpt_threshold)
+        return metrics
 
 
 # --- classify --------------------------------------------------------------------------
@@ -242,7 +245,10 @@ class ClassifyObjective(Objective):
     def score(self, task: TaskSpec, outputs: np.ndarray, data: TaskData, n: int) -> dict[str, Any]:
         if data.test.y is None:
             raise ValueError(f"task {task.name!r}: the test split has no labels")
-        return dict(classify_metrics(outputs, np.asarray(data.test.y[:n]), int(task.n_classes or 0)))
+        labels = np.asarray(data.test.y[:n])
+        metrics: dict[str, Any] = dict(classify_metrics(outputs, labels, int(task.n_classes or 0)))
+        metrics["items"] = classify_items(outputs, labels)
+        return metrics
 
 
 # --- lookup ----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ Layout (``schema_version`` 2)::
     protocol {...Protocol.to_dict()...} or null (a run that failed before it had one),
     model    {name, distribution, version, args (the --model-arg values), hparams (resolved)},
     metrics  {...the objective's test metrics...},
+    items    {n, <main metric>: [one score per test item, in test-split order], ...} (optional),
     cost     {nfe_forward, nfe_backward, train_seconds, infer_seconds, peak_gpu_bytes,
               peak_gpu_bytes_train, peak_gpu_bytes_infer, peak_cpu_bytes, params,
               eval_batch_size, n_test_times},

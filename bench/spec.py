@@ -367,7 +367,13 @@ class Objective(ABC):
 
     @abstractmethod
     def score(self, task: TaskSpec, outputs: np.ndarray, data: TaskData, n: int) -> dict[str, Any]:
-        """The test metrics of ``outputs`` (float64, for the first ``n`` test items)."""
+        """The test metrics of ``outputs`` (float64, for the first ``n`` test items).
+
+        Optionally under ``"items"``: per-item scores in test-split order, with at least
+        the main metric as a list whose mean is the metric (``None`` for an infinite
+        value); the record keeps them apart from the metrics, and the leaderboard
+        computes confidence intervals and significance from them.
+        """
 
 
 # --- the model contract, as types ----------------------------------------------------

@@ -32,6 +32,7 @@ class Outcome:
     cost: dict[str, Any]
     train: dict[str, Any]
     state_dict: dict[str, torch.Tensor] = field(default_factory=dict)
+    items: dict[str, Any] | None = None  # per-test-item scores, if the objective gives them
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -188,4 +189,5 @@ def train_and_evaluate(task: TaskSpec, model: torch.nn.Module, data: TaskData, p
         "n_test_times": int(data.test.u.shape[1]),
     }
     state = tensor_state(model, "cpu")
-    return Outcome(metrics=metrics, cost=cost, train=facts, state_dict=state)
+    items = metrics.pop("items", None)
+    return Outcome(metrics=metrics, cost=cost, train=facts, state_dict=state, items=items if isinstance(items, dict) else None)

@@ -538,3 +538,46 @@ def test_error_growth_axis_stops_above_saturation_when_a_curve_blows_up(monkeypa
     fig = plots.error_growth_png({**steady, "blows-up": (t, [0.0, 0.02, 1e30, math.inf])}, title="x", time_label="t")
     assert fig.axes[0].get_ylim()[1] == plots.CURVE_TOP
     assert any("blow up" in text.get_text() for text in fig.axes[0].texts)
+
+
+# --- confidence intervals and tied ranks (the bootstrap itself: tests/test_intervals.py) ---
+
+N_ITEMS = 64
+
+
+def _scores(rng: np.random.Generator, shift: float, item_effect: np.ndarray, seeds: int = 3) -> list[list[float]]:
+    """VPT-like scores: a per-item difficulty shared by every model, seed noise, item noise."""
+    return [list(np.clip(3.0 + shift + item_effect + rng.normal(0, 0.3) + rng.normal(0, 0.5, N_ITEMS), 0, None)) for _ in range(seeds)]
+
+
+def _board(model_scores: dict[str, list[list[float]]]) -> str:
+    recs = []
+    for model, per_seed in model_scores.items():
+        for seed, scores in enumerate(per_seed):
+            rec = make_record(model=model, seed=seed, metrics=forecast_metrics(vpt=float(np.mean(scores))))
+            rec["items"] = {"n": N_ITEMS, "vpt": scores}
+            recs.append(rec)
+    return render_markdown(aggregate(recs))
+
+
+def test_the_board_shows_intervals_and_tied_ranks() -> None:
+    items = np.random.default_rng(0).normal(0, 2.0, N_ITEMS)
+    rng = np.random.default_rng(4)
+    md = _board({"resnet": _scores(rng, 0.0, items), "lm-resnet": _scores(rng, 0.05, items), "neural-ode": _scores(rng, 1.5, items)})
+    table = table_of(md, "toy-chaos-forecast")
+    ranks = dict(zip(column(table, "model"), column(table, "rank")))
+    assert ranks == {"neural-ode": "1", "resnet": "2", "lm-resnet": "2"}
+    mains = column(table, "main")
+    assert all("[" in cell and "]" in cell and "±" not in cell for cell in mains)
+    assert mains[0].startswith("**") and not any(cell.startswith("**") for cell in mains[1:])
+    assert "hierarchical bootstrap" in md and "paired bootstrap" in md
+    tied = table_of(_board({"resnet": _scores(rng, 0.0, items), "lm-resnet": _scores(rng, 0.05, items)}), "toy-chaos-forecast")
+    assert column(tied, "rank") == ["1", "1"] and all(cell.startswith("**") for cell in column(tied, "main"))
+
+
+def test_records_without_items_keep_the_mean_ranking() -> None:
+    recs = [make_record(model=m, seed=s, metrics=forecast_metrics(vpt=v + 0.01 * s)) for m, v in (("a", 2.0), ("b", 3.0)) for s in range(3)]
+    md = render_markdown(aggregate(recs))
+    table = table_of(md, "toy-chaos-forecast")
+    assert column(table, "rank") == ["1", "2"] and all("±" in c for c in column(table, "main"))
+    assert "competition ranking" in md and "hierarchical bootstrap" not in md

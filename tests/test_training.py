@@ -257,3 +257,18 @@ def test_the_nfe_limit_is_checked_when_a_call_returns_too() -> None:
         with pytest.raises(NFELimitError, match="11 vector-field evaluations in one test call"):
             with guard.call("test"):
                 model(torch.zeros(1, 2), torch.zeros(12))
+
+
+def test_per_item_scores_average_to_the_metrics() -> None:
+    torch.manual_seed(0)
+    out = train_and_evaluate(FORECAST, Stepper(), forecast_data(), protocol_for(FORECAST, "quick"), CPU, 0)
+    items = out.items
+    assert items is not None and items["n"] == 8 and "items" not in out.metrics
+    assert np.mean(items["vpt"]) == pytest.approx(out.metrics["vpt"])
+    assert np.mean(items["nrmse_mean"]) == pytest.approx(out.metrics["nrmse_mean"])
+    curves = np.array(items["nrmse_curve"]["nrmse"], dtype=float)
+    assert curves.shape == (8, len(items["nrmse_curve"]["t"]))
+    assert np.allclose(curves.mean(axis=0), out.metrics["nrmse_curve"]["nrmse"], rtol=1e-3)
+    torch.manual_seed(0)
+    out = train_and_evaluate(CLASSIFY, MeanClassifier(), classify_data(), protocol_for(CLASSIFY, "quick"), CPU, 0)
+    assert out.items is not None and len(out.items["accuracy"]) == 16 and np.mean(out.items["accuracy"]) == pytest.approx(out.metrics["accuracy"])

@@ -32,6 +32,7 @@ import pandas as pd
 
 from ..results import RecordError, SkippedFile, validate_record
 from .formats import shown
+from .intervals import bootstrap_interval, significance_ranks
 from .keys import KEY_COLUMNS, UNKNOWN_HARDWARE, canonical, describe, failure_label, model_args, model_labels, number, one_line, row_key, table_profile
 from .taskinfo import SpecError, TaskInfo, read_task_info
 
@@ -327,6 +328,19 @@ def _curve_of(metrics: Mapping[str, Any]) -> Curve | None:
     return t, y
 
 
+def _main_items(rec: Mapping[str, Any], key: str) -> list[Any] | None:
+    """The record's per-item scores of its main metric, or ``None`` if it has none usable."""
+    items = rec.get("items")
+    if not isinstance(items, dict) or not key:
+        return None
+    values = items.get(key)
+    if not isinstance(values, list) or not values:
+        return None
+    if any(v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))) for v in values):
+        return None
+    return values
+
+
 def _rank(values: list[float], higher_is_better: bool) -> list[float]:
     """Competition ranks (1, 1, 3) of the finite values; NaN for the rest."""
     ranks = []
@@ -343,8 +357,11 @@ def _rows(ok_records: list[dict[str, Any]], labels: Mapping[tuple[str, str], str
     """The pandas aggregation over seeds, the ranks and the mean curves."""
     flat: list[dict[str, Any]] = []
     curves_by_key: dict[tuple[str, ...], list[Curve]] = defaultdict(list)
+    items_by_key: dict[tuple[str, ...], dict[int, list[Any] | None]] = defaultdict(dict)
     for rec in ok_records:
         key = row_key(rec)
+        info = summaries[str(rec["task"]["name"])].info
+        items_by_key[key][int(rec["seed"])] = _main_items(rec, info.main.key if info is not None else "")
         entry: dict[str, Any] = dict(zip(KEY_COLUMNS, key))
         entry["seed"] = int(rec["seed"])
         entry["truncated"] = bool((rec.get("train") or {}).get("truncated", False))
@@ -360,7 +377,7 @@ def _rows(ok_records: list[dict[str, Any]], labels: Mapping[tuple[str, str], str
 
     key_cols = list(KEY_COLUMNS)
     if not flat:
-        return pd.DataFrame(columns=[*key_cols, "label", "n", "n_failed", "n_truncated", "seeds", "rank"]), {}
+        return pd.DataFrame(columns=[*key_cols, "label", "n", "n_failed", "n_truncated", "seeds", "rank", "rank_by", "ci_low", "ci_high"]), {}
     df = pd.DataFrame(flat)
     value_cols = sorted(c for c in df.columns if c.startswith(("metrics.", "cost.")))
     df[value_cols] = df[value_cols].astype("float64")
@@ -382,16 +399,35 @@ def _rows(ok_records: list[dict[str, Any]], labels: Mapping[tuple[str, str], str
     out["label"] = [labels[(m, h)] for m, h in zip(out["model"], out["hparams"])]
 
     ranks = pd.Series(math.nan, index=out.index, dtype="float64")
-    for (task, _profile), idx in out.groupby(["task", "profile"], sort=True).groups.items():
+    ci_lo = pd.Series(math.nan, index=out.index, dtype="float64")
+    ci_hi = pd.Series(math.nan, index=out.index, dtype="float64")
+    rank_by = pd.Series("mean", index=out.index, dtype="object")
+    for (task, profile), idx in out.groupby(["task", "profile"], sort=True).groups.items():
         info = summaries[task].info
         if info is None:  # never: an ok record always carries its spec
             continue
         main = info.main
         col = f"metrics.{main.key}"
+        keys = {i: tuple(out.loc[i, c] for c in key_cols) for i in idx}
+        per_row = {i: [items_by_key[keys[i]][s] for s in sorted(items_by_key[keys[i]])] for i in idx}
+        lengths = {len(x) for rows in per_row.values() for x in rows if x is not None}
+        complete = all(x is not None for rows in per_row.values() for x in rows) and len(lengths) == 1
+        if complete:
+            names = {i: "|".join(str(v) for v in keys[i]) for i in idx}
+            for i in idx:
+                ci_lo.loc[i], ci_hi.loc[i] = bootstrap_interval(per_row[i], f"{task}|{profile}|{names[i]}")
+            sig = significance_ranks({names[i]: per_row[i] for i in idx}, bool(main.higher_is_better), f"{task}|{profile}")
+            for i in idx:
+                ranks.loc[i] = sig[names[i]]
+                rank_by.loc[i] = "bootstrap"
+            continue
         values = [shown(v, main.fmt) for v in (out.loc[idx, col] if col in out else [math.nan] * len(idx))]
         ranks.loc[idx] = _rank(values, bool(main.higher_is_better))
     out["rank"] = ranks
-    front = [*key_cols, "label", "n", "n_failed", "n_truncated", "seeds", "rank"]
+    out["ci_low"] = ci_lo
+    out["ci_high"] = ci_hi
+    out["rank_by"] = rank_by
+    front = [*key_cols, "label", "n", "n_failed", "n_truncated", "seeds", "rank", "rank_by", "ci_low", "ci_high"]
     out = out[front + [c for c in out.columns if c not in front]]
     out = out.sort_values(["task", "profile", "rank", "label", "hardware", "data_sha256"], na_position="last", kind="mergesort").reset_index(drop=True)
     curves = {k: _mean_curve(v) for k, v in curves_by_key.items()}

@@ -94,7 +94,13 @@ def _metric_column(rows: list[dict[str, Any]], metric: MetricInfo) -> _Column:
 
 
 def _main_column(rows: list[dict[str, Any]], main: MetricInfo) -> _Column:
+    """Mean with its 95 % interval where the records have per-item scores, else mean ± sd.
+
+    With intervals, bold marks every row of rank 1: those not significantly worse than
+    any other, which may be several.
+    """
     col = f"metrics.{main.key}"
+    by_rank = bool(rows) and all(r.get("rank_by") == "bootstrap" for r in rows)
     cells, numbers = [], []
     for r in rows:
         mean, std, n = r.get(col, math.nan), r.get(f"{col}:std", math.nan), int(r["n"])
@@ -102,10 +108,15 @@ def _main_column(rows: list[dict[str, Any]], main: MetricInfo) -> _Column:
             cells.append(f"— (n={n})")
             numbers.append(math.nan)
             continue
-        spread = f" ± {main.fmt(std)}" if n > 1 and std is not None and math.isfinite(std) else ""
-        cells.append(f"{main.fmt(mean)}{spread} (n={n})")
-        numbers.append(shown(mean, main.fmt))
-    return _Column(f"main: {main.header}", cells, numbers, main.higher_is_better)
+        lo, hi = r.get("ci_low", math.nan), r.get("ci_high", math.nan)
+        if by_rank and lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
+            cells.append(f"{main.fmt(mean)} [{main.fmt(lo)}, {main.fmt(hi)}] (n={n})")
+        else:
+            spread = f" ± {main.fmt(std)}" if n > 1 and std is not None and math.isfinite(std) else ""
+            cells.append(f"{main.fmt(mean)}{spread} (n={n})")
+        rank = r.get("rank", math.nan)
+        numbers.append(-float(rank) if by_rank and rank is not None and math.isfinite(rank) else (shown(mean, main.fmt) if not by_rank else math.nan))
+    return _Column(f"main: {main.header}", cells, numbers, True if by_rank else main.higher_is_better)
 
 
 def _memory_column(rows: list[dict[str, Any]]) -> _Column:
@@ -209,6 +220,27 @@ def _overview(agg: Aggregate) -> str | None:
     return _md_table(["model", *(_esc(h) for h in headers), "mean rank ↓", "tables ranked"], body, [False, *([True] * len(headers)), True, True])
 
 
+def _rank_lines(agg: Aggregate) -> list[str]:
+    """How the tables rank: by significance where records carry per-item scores, else by the mean."""
+    methods = set(agg.rows["rank_by"]) if "rank_by" in agg.rows else set()
+    lines = []
+    if "bootstrap" in methods:
+        lines.append(
+            "- Rank (tables whose records carry per-item scores): the main score shows its 95 % confidence interval [low, high], a hierarchical bootstrap "
+            "(2000 replicates; the seeds drawn with replacement, then the test items). A row's rank is 1 + the number of rows significantly better than it, "
+            "by a paired bootstrap of the difference (the same test items drawn for both rows, the seeds of each drawn independently; significant when the 95 % "
+            "interval of the difference excludes 0): rows whose difference is inside the noise share a rank, and every row of rank 1 is bold. The bootstrap "
+            "seed is fixed, so a re-render gives the same numbers."
+        )
+    if "mean" in methods or not methods:
+        lines.append(
+            "- Rank (tables of records without per-item scores): competition ranking (1, 1, 3) of the main score's mean as displayed, within one task and profile; "
+            "the main score is shown as mean ± sample standard deviation (ddof = 1) over seeds."
+        )
+    lines.append("- The overview gives each model's best rank per table and its mean rank over the tables in which it has one.")
+    return lines
+
+
 def _legend(agg: Aggregate) -> list[str]:
     infos = [s.info for s in agg.tasks.values() if s.info is not None]
     has_nrmse = any(m.key.startswith("nrmse") for i in infos for m in i.metrics)
@@ -219,8 +251,8 @@ def _legend(agg: Aggregate) -> list[str]:
         "",
         "- ↑ higher is better, ↓ lower is better; the best displayed value of each such column is in **bold** (ties: all bold). Columns without an arrow are not ranked.",
         "- Main score: the one each task declares in its records' spec, named in the task's header line (here: accuracy for classification; for forecasting, VPT for chaotic systems and the nRMSE mean otherwise). "
-        "It is shown as mean ± sample standard deviation (ddof = 1) over seeds, n = the number of successful seeds; other columns show the mean over the same seeds.",
-        "- Rank: competition ranking (1, 1, 3) of the main score's mean as displayed, within one task and profile. The overview gives each model's best rank per table and its mean rank over the tables in which it has one.",
+        "n = the number of successful seeds; the other columns show the mean over the same seeds.",
+        *_rank_lines(agg),
     ]
     if has_nrmse:
         when = (
