@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import random
 import traceback
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -212,6 +213,7 @@ def _execute(job: Job, write: bool, heartbeat: Heartbeat) -> dict[str, Any]:
         heartbeat.update(phase="building the model", max_steps=protocol.max_steps)
         torch.manual_seed(job.seed)
         np.random.seed(job.seed % 2**32)
+        random.seed(job.seed)
         model = registry.build_model(job.model, task, job.hparams)
         hparams = getattr(model, "hparams", None)
         if isinstance(hparams, dict):

@@ -92,13 +92,13 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
         nfe_forward_total += nfe1 - nfe0
         nfe_backward_total += nfe2 - nfe1
         facts["steps"] = step + 1
+        last_loss = float(loss.detach())
+        if not math.isfinite(last_loss):
+            raise ModelOutputError(f"training loss is {last_loss} at step {step + 1}: the model produced NaN or Inf")
         if progress is not None:
             progress("training", step + 1, None)
         last = step + 1 == protocol.max_steps
         if (step + 1) % protocol.eval_every == 0 or last:
-            last_loss = float(loss.detach())
-            if not math.isfinite(last_loss):
-                raise ModelOutputError(f"training loss is {last_loss} at step {step + 1}: the model produced NaN or Inf")
             val = _validation_loss(model, batches, guard)
             if not math.isfinite(val):
                 raise ModelOutputError(f"validation loss is {val} at step {step + 1}: the model produced NaN or Inf")
@@ -109,12 +109,12 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
                 best_loss, since_best = val, 0
                 best_state = tensor_state(model)
                 facts["best_step"] = step + 1
-            else:
+            elif step + 1 >= protocol.patience_start_fraction * protocol.max_steps:
                 since_best += 1
                 if since_best >= protocol.patience:
                     facts["stopped_early"] = True
                     break
-        if time.perf_counter() - started > protocol.wall_clock_cap_s:
+        if protocol.wall_clock_cap_s is not None and time.perf_counter() - started > protocol.wall_clock_cap_s:
             facts["truncated"] = True
             break
     validated = [s for s, _ in facts["val_history"]]

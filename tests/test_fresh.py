@@ -70,4 +70,4 @@ def test_a_model_that_memorised_the_shipped_test_split_scores_honestly_on_a_fres
     out = tmp_path / "board.md"
     assert main(["leaderboard", "--results", str(results), "--out", str(out), "--no-plots"]) == 0
     text = out.read_text()
-    assert "### profile quick\n" in text and "### profile quick, fresh test split seed 7\n" in text
+    assert "### profile quick (protocol v2)\n" in text and "### profile quick (protocol v2), fresh test split seed 7\n" in text

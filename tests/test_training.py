@@ -109,7 +109,7 @@ def test_early_stopping_restores_the_best_state() -> None:
     model = Stepper()
     torch.nn.init.zeros_(model.lin.weight)
     torch.nn.init.zeros_(model.lin.bias)
-    proto = Protocol(**{**protocol_for(FORECAST, "quick").to_dict(), "max_steps": 500, "learning_rate": 1e-2, "warmup_fraction": 0.0, "eval_every": 5, "patience": 3})
+    proto = Protocol(**{**protocol_for(FORECAST, "quick").to_dict(), "max_steps": 500, "learning_rate": 1e-2, "warmup_fraction": 0.0, "eval_every": 5, "patience": 3, "patience_start_fraction": 0.0})
     data = forecast_data(val_rate=+0.5)
     out = train_and_evaluate(FORECAST, model, data, proto, CPU, 0)
     history = out.train["val_history"]
@@ -272,3 +272,38 @@ def test_per_item_scores_average_to_the_metrics() -> None:
     torch.manual_seed(0)
     out = train_and_evaluate(CLASSIFY, MeanClassifier(), classify_data(), protocol_for(CLASSIFY, "quick"), CPU, 0)
     assert out.items is not None and len(out.items["accuracy"]) == 16 and np.mean(out.items["accuracy"]) == pytest.approx(out.metrics["accuracy"])
+
+
+def test_patience_counts_only_from_the_second_half_of_the_budget() -> None:
+    """The same run as above under the default rule: validations in the first half of the
+    schedule never count towards patience, so it stops only after half the budget."""
+    torch.manual_seed(0)
+    model = Stepper()
+    torch.nn.init.zeros_(model.lin.weight)
+    torch.nn.init.zeros_(model.lin.bias)
+    proto = Protocol(**{**protocol_for(FORECAST, "quick").to_dict(), "max_steps": 100, "learning_rate": 1e-2, "warmup_fraction": 0.0, "eval_every": 5, "patience": 3})
+    assert proto.patience_start_fraction == 0.5
+    out = train_and_evaluate(FORECAST, model, forecast_data(val_rate=+0.5), proto, CPU, 0)
+    assert out.train["stopped_early"] and out.train["steps"] == 50 + 2 * 5 and out.train["best_step"] == 5
+
+
+def test_the_leaderboard_profiles_have_a_step_budget_and_no_wall_clock() -> None:
+    for profile in ("quick", "standard"):
+        proto = protocol_for(FORECAST, profile)
+        assert proto.wall_clock_cap_s is None and proto.version == "2" and proto.max_steps > 0
+
+
+class NaNOnStepThree(Stepper):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, u0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        out = super().forward(u0, t)
+        return out * float("nan") if self.calls == 3 else out
+
+
+def test_a_nan_training_loss_fails_at_the_step_it_happens() -> None:
+    with pytest.raises(ModelOutputError, match="training loss is nan at step 3"):
+        train_and_evaluate(FORECAST, NaNOnStepThree(), forecast_data(), protocol_for(FORECAST, "quick"), CPU, 0)

@@ -80,13 +80,17 @@ def model_args(rec: Mapping[str, Any]) -> Any:
 def table_profile(rec: Mapping[str, Any]) -> str:
     """The profile a record's table is headed by, with the fresh test split it was scored on.
 
-    Runs scored on a fresh test split (``--test-seed``) are ranked in a table of their own
-    and never averaged with runs on the shipped split or on another fresh one.
+    Runs under another version of the profile's protocol, or scored on a fresh test split
+    (``--test-seed``), are ranked in a table of their own and never averaged with others.
     """
+    name = str(rec["profile"])
+    version = (rec.get("protocol") or {}).get("version")
+    if version not in (None, "1"):
+        name += f" (protocol v{version})"
     split = rec["task"].get("test_split") or {}
     if split.get("source") == "fresh":
-        return f"{rec['profile']}, fresh test split seed {split.get('seed')}"
-    return str(rec["profile"])
+        name += f", fresh test split seed {split.get('seed')}"
+    return name
 
 
 def row_key(rec: Mapping[str, Any]) -> tuple[str, ...]:
