@@ -207,6 +207,8 @@ def _execute(job: Job, write: bool, heartbeat: Heartbeat) -> dict[str, Any]:
         partial["task"] = {"name": task.name, "version": task.version, "kind": task.kind, "data_sha256": digest, "spec": task.to_dict(), "test_split": test_split}
         entry = registry.models.entry(job.model)
         partial["model"] = {"name": job.model, "distribution": entry.distribution, "version": entry.version, "args": dict(job.hparams), "hparams": dict(job.hparams)}
+        if getattr(registry.model_factory(job.model), "reference", False) is True:
+            partial["model"]["reference"] = True  # shown apart on the board, never ranked
         protocol = protocol_for(task, job.profile)
         partial["protocol"] = protocol.to_dict()
         partial["limits"] = {"timeout_s": job.timeout_s if job.timeout_s is not None else protocol.timeout_s, "max_memory_bytes": job.max_memory_bytes}

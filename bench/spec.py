@@ -33,6 +33,9 @@ group must build):
   e.g. ``("forecast",)``): the task kinds it supports. ``odebench run --model all``
   skips the other kinds, and naming an unsupported combination explicitly is refused
   before anything runs.
+* Optionally, the factory has an attribute ``reference = True``: the model is a
+  reference (the true system, a physics-feature classifier), shown apart on the
+  leaderboard and never ranked.
 * Optionally, the factory has an attribute ``hyperparameters``
   (:class:`DeclaresHyperParameters`): one :class:`HyperParameter` per accepted
   ``--model-arg``, listed by ``odebench list models --verbose``.

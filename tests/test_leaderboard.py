@@ -581,3 +581,21 @@ def test_records_without_items_keep_the_mean_ranking() -> None:
     table = table_of(md, "toy-chaos-forecast")
     assert column(table, "rank") == ["1", "2"] and all("±" in c for c in column(table, "main"))
     assert "competition ranking" in md and "hierarchical bootstrap" not in md
+
+
+def test_reference_rows_are_shown_apart_and_never_ranked() -> None:
+    recs = [make_record(model=m, seed=s, metrics=forecast_metrics(vpt=v)) for m, v in (("resnet", 2.0), ("neural-ode", 3.0)) for s in range(2)]
+    for s in range(2):
+        ref = make_record(model="exact", seed=s, metrics=forecast_metrics(vpt=22.0))
+        ref["model"]["reference"] = True
+        recs.append(ref)
+    agg = aggregate(recs)
+    md = render_markdown(agg)
+    table = table_of(md, "toy-chaos-forecast")
+    assert column(table, "model") == ["neural-ode", "resnet"] and column(table, "rank") == ["1", "2"]
+    refs = md.split("References (not ranked", 1)[1]
+    ref_rows = [ln for ln in refs.splitlines() if ln.startswith("| exact")]
+    assert len(ref_rows) == 1 and "22.00" in ref_rows[0]
+    overview = md.split("## Overview", 1)[1].split("## ", 1)[0]
+    assert "exact" not in overview
+    assert agg.rows.loc[agg.rows["model"] == "exact", "rank"].isna().all()

@@ -122,9 +122,13 @@ class Aggregate:
         pairs |= {(f.task, f.profile) for f in self.failures}
         return sorted(pairs)
 
-    def table_rows(self, task: str, profile: str) -> pd.DataFrame:
-        """The rows of one table in display order: rank (unranked last), label, hardware."""
-        sel = self.rows[(self.rows["task"] == task) & (self.rows["profile"] == profile)]
+    def table_rows(self, task: str, profile: str, references: bool = False) -> pd.DataFrame:
+        """The rows of one table in display order: rank (unranked last), label, hardware.
+
+        ``references`` selects the reference rows (exact solutions and the like, shown
+        apart and never ranked) instead of the ranked models.
+        """
+        sel = self.rows[(self.rows["task"] == task) & (self.rows["profile"] == profile) & (self.rows["reference"].astype(bool) == references)]
         return sel.sort_values(["rank", "label", "hardware", "data_sha256"], na_position="last", kind="mergesort")
 
     def series_label(self, row: Mapping[str, Any]) -> str:
@@ -364,6 +368,7 @@ def _rows(ok_records: list[dict[str, Any]], labels: Mapping[tuple[str, str], str
         items_by_key[key][int(rec["seed"])] = _main_items(rec, info.main.key if info is not None else "")
         entry: dict[str, Any] = dict(zip(KEY_COLUMNS, key))
         entry["seed"] = int(rec["seed"])
+        entry["reference"] = bool(rec["model"].get("reference", False))
         entry["truncated"] = bool((rec.get("train") or {}).get("truncated", False))
         for k, v in rec["metrics"].items():
             if k != "nrmse_curve":
@@ -377,13 +382,13 @@ def _rows(ok_records: list[dict[str, Any]], labels: Mapping[tuple[str, str], str
 
     key_cols = list(KEY_COLUMNS)
     if not flat:
-        return pd.DataFrame(columns=[*key_cols, "label", "n", "n_failed", "n_truncated", "seeds", "rank", "rank_by", "ci_low", "ci_high"]), {}
+        return pd.DataFrame(columns=[*key_cols, "label", "n", "n_failed", "n_truncated", "reference", "seeds", "rank", "rank_by", "ci_low", "ci_high"]), {}
     df = pd.DataFrame(flat)
     value_cols = sorted(c for c in df.columns if c.startswith(("metrics.", "cost.")))
     df[value_cols] = df[value_cols].astype("float64")
     grouped = df.groupby(key_cols, sort=True)
     stats = grouped[value_cols].agg(["mean", "std", "count"])
-    out = grouped.agg(n=("seed", "size"), n_truncated=("truncated", "sum"), seeds=("seed", lambda s: ",".join(str(x) for x in sorted(s))))
+    out = grouped.agg(n=("seed", "size"), n_truncated=("truncated", "sum"), reference=("reference", "max"), seeds=("seed", lambda s: ",".join(str(x) for x in sorted(s))))
     columns: dict[str, pd.Series] = {}
     for col in value_cols:
         mean = stats[(col, "mean")]
@@ -409,6 +414,7 @@ def _rows(ok_records: list[dict[str, Any]], labels: Mapping[tuple[str, str], str
         main = info.main
         col = f"metrics.{main.key}"
         keys = {i: tuple(out.loc[i, c] for c in key_cols) for i in idx}
+        ranked = [i for i in idx if not bool(out.loc[i, "reference"])]  # references are shown, never ranked
         per_row = {i: [items_by_key[keys[i]][s] for s in sorted(items_by_key[keys[i]])] for i in idx}
         lengths = {len(x) for rows in per_row.values() for x in rows if x is not None}
         complete = all(x is not None for rows in per_row.values() for x in rows) and len(lengths) == 1
@@ -416,18 +422,20 @@ def _rows(ok_records: list[dict[str, Any]], labels: Mapping[tuple[str, str], str
             names = {i: "|".join(str(v) for v in keys[i]) for i in idx}
             for i in idx:
                 ci_lo.loc[i], ci_hi.loc[i] = bootstrap_interval(per_row[i], f"{task}|{profile}|{names[i]}")
-            sig = significance_ranks({names[i]: per_row[i] for i in idx}, bool(main.higher_is_better), f"{task}|{profile}")
+            sig = significance_ranks({names[i]: per_row[i] for i in ranked}, bool(main.higher_is_better), f"{task}|{profile}")
             for i in idx:
-                ranks.loc[i] = sig[names[i]]
                 rank_by.loc[i] = "bootstrap"
+            for i in ranked:
+                ranks.loc[i] = sig[names[i]]
             continue
-        values = [shown(v, main.fmt) for v in (out.loc[idx, col] if col in out else [math.nan] * len(idx))]
-        ranks.loc[idx] = _rank(values, bool(main.higher_is_better))
+        values = [shown(v, main.fmt) for v in (out.loc[ranked, col] if col in out else [math.nan] * len(ranked))]
+        if ranked:
+            ranks.loc[ranked] = _rank(values, bool(main.higher_is_better))
     out["rank"] = ranks
     out["ci_low"] = ci_lo
     out["ci_high"] = ci_hi
     out["rank_by"] = rank_by
-    front = [*key_cols, "label", "n", "n_failed", "n_truncated", "seeds", "rank", "rank_by", "ci_low", "ci_high"]
+    front = [*key_cols, "label", "n", "n_failed", "n_truncated", "reference", "seeds", "rank", "rank_by", "ci_low", "ci_high"]
     out = out[front + [c for c in out.columns if c not in front]]
     out = out.sort_values(["task", "profile", "rank", "label", "hardware", "data_sha256"], na_position="last", kind="mergesort").reset_index(drop=True)
     curves = {k: _mean_curve(v) for k, v in curves_by_key.items()}

@@ -158,15 +158,16 @@ def _notes(r: Mapping[str, Any], summary: TaskSummary) -> str:
     return "; ".join(notes)
 
 
-def _task_table(agg: Aggregate, task: str, profile: str) -> str:
+def _task_table(agg: Aggregate, task: str, profile: str, references: bool = False) -> str:
     summary = agg.tasks[task]
-    rows = agg.table_rows(task, profile).to_dict("records")
+    rows = agg.table_rows(task, profile, references).to_dict("records")
     if not rows or summary.info is None:
         return "No successful runs."
     info = summary.info
+    rank = [] if references else [_text_column("rank", ["—" if not math.isfinite(r["rank"]) else str(int(r["rank"])) for r in rows], right=True)]
     cols: list[_Column] = [
-        _text_column("rank", ["—" if not math.isfinite(r["rank"]) else str(int(r["rank"])) for r in rows], right=True),
-        _text_column("model", [_esc(r["label"]) for r in rows]),
+        *rank,
+        _text_column("model" if not references else "reference", [_esc(r["label"]) for r in rows]),
         _main_column(rows, info.main),
         *(_metric_column(rows, m) for m in info.secondary),
         *(_value_column(rows, f"cost.{k}", COSTS[k].header, COSTS[k].fmt, COSTS[k].higher_is_better) for k in TIME_COSTS),
@@ -189,7 +190,8 @@ def _overview(agg: Aggregate) -> str | None:
     if agg.rows.empty:
         return None
     headers = [t if len(agg.tasks[t].profiles) == 1 else f"{t} [{p}]" for t, p in tables]
-    labels = sorted(set(agg.rows["label"]) | {f.label for f in agg.failures})
+    ranked = agg.rows[~agg.rows["reference"].astype(bool)]
+    labels = sorted(set(ranked["label"]) | {f.label for f in agg.failures})
     cells: dict[str, list[str]] = {}
     means: dict[str, float] = {}
     counts: dict[str, int] = {}
@@ -336,6 +338,8 @@ def render_markdown(aggregate: Aggregate, plots: Mapping[str, Mapping[str, str]]
                 if len(summary.profiles) > 1:
                     out += [f"### profile {_esc(profile)}", ""]
                 out += [_task_table(agg, task, profile), ""]
+                if not agg.table_rows(task, profile, references=True).empty:
+                    out += ["References (not ranked: what the true system achieves):", "", _task_table(agg, task, profile, references=True), ""]
                 failures = [f for f in agg.failures if f.task == task and f.profile == profile]
                 if failures:
                     out += ["Failed runs (never averaged, never ranked):", "", _failure_table(failures), ""]
