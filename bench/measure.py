@@ -29,20 +29,29 @@ __all__ = [
     "cpu_model",
     "git_state",
     "environment",
+    "cuda_device_count",
 ]
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available else CPU; ``cuda`` without a GPU is an error."""
+    """``auto`` → CUDA when available else CPU; ``cuda`` (or ``cuda:N``) without a GPU is an error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
-    if name == "cuda":
+    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
         if not torch.cuda.is_available():
-            raise ValueError("--device cuda was asked for but torch sees no CUDA device; use --device cpu or auto")
-        return torch.device("cuda")
-    raise ValueError(f"unknown device {name!r}: use auto, cpu or cuda")
+            raise ValueError(f"--device {name} was asked for but torch sees no CUDA device; use --device cpu or auto")
+        device = torch.device(name)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {name}: torch sees {torch.cuda.device_count()} CUDA device(s)")
+        return device
+    raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N")
+
+
+def cuda_device_count() -> int:
+    """GPUs this process could use (0 without CUDA)."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def set_threads(n: int) -> int:
@@ -146,6 +155,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "torch": torch.__version__,
         "cuda": torch.version.cuda if device.type == "cuda" else None,
         "device": device.type,
+        "device_index": (device.index if device.index is not None else 0) if device.type == "cuda" else None,
         "device_name": gpu or cpu,
         "cpu_model": cpu,
         "cpu_count": os.cpu_count(),

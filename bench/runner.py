@@ -8,6 +8,7 @@ record. A later distributed engine plugs in as another :class:`Executor`.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import signal
@@ -76,9 +77,11 @@ class LocalProcessExecutor(Executor):
     no process ever runs two jobs and a job's wall time does not include the start-up.
     """
 
-    def __init__(self, poll_s: float = 0.2, spares: int = 1) -> None:
+    def __init__(self, poll_s: float = 0.2, spares: int = 1, gpus: int | None = None) -> None:
         self.poll_s = poll_s
         self.spares = max(0, spares)
+        self._gpus = gpus  # None: counted when a CUDA job first needs it
+        self._gpu_load: dict[int, int] = {}
         self._live: set[subprocess.Popen[bytes]] = set()
         self._idle: dict[int, list[subprocess.Popen[bytes]]] = {}
         self._lock = threading.Lock()
@@ -148,7 +151,37 @@ class LocalProcessExecutor(Executor):
                 idle.append(self._spawn(threads))
         return proc
 
+    def place(self, job: Job) -> tuple[Job, int | None]:
+        """Spread CUDA jobs over the GPUs: the least busy one, as ``cuda:N`` (one device per job).
+
+        Returns the job to run and the GPU taken (``None``: not a multi-GPU CUDA job).
+        """
+        if job.device not in ("auto", "cuda"):
+            return job, None
+        if self._gpus is None:
+            from .measure import cuda_device_count
+
+            self._gpus = cuda_device_count()
+        if self._gpus < 2:
+            return job, None
+        with self._lock:
+            index = min(range(self._gpus), key=lambda i: (self._gpu_load.get(i, 0), i))
+            self._gpu_load[index] = self._gpu_load.get(index, 0) + 1
+        return dataclasses.replace(job, device=f"cuda:{index}"), index
+
+    def _release_gpu(self, index: int | None) -> None:
+        if index is not None:
+            with self._lock:
+                self._gpu_load[index] -= 1
+
     def run(self, job: Job, on_heartbeat: OnHeartbeat | None = None) -> dict[str, Any]:
+        placed, gpu = self.place(job)
+        try:
+            return self._run(placed, on_heartbeat)
+        finally:
+            self._release_gpu(gpu)
+
+    def _run(self, job: Job, on_heartbeat: OnHeartbeat | None = None) -> dict[str, Any]:
         timeout = job_timeout(job)
         log_dir = Path(job.results_dir) / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)

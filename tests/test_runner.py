@@ -237,3 +237,16 @@ def test_a_runaway_solver_fails_with_the_nfe_limit_not_the_timeout(fake_models, 
     rec = summary.done[0]
     assert rec["status"] == "failed" and rec["error"].startswith("NFELimitError: NFE limit exceeded:") and "100,000 per call" in rec["error"]
     assert time.perf_counter() - started < 100
+
+
+def test_cuda_jobs_are_spread_over_the_gpus_one_device_per_job(tmp_path: Path) -> None:
+    executor = LocalProcessExecutor(gpus=3)
+    jobs = plan_jobs(["resnet"], [TASK], [0, 1, 2, 3], "quick", tmp_path, device="cuda")
+    placed = [executor.place(job) for job in jobs[:3]]
+    assert [j.device for j, _ in placed] == ["cuda:0", "cuda:1", "cuda:2"] and [g for _, g in placed] == [0, 1, 2]
+    executor._release_gpu(1)
+    job, gpu = executor.place(jobs[3])
+    assert job.device == "cuda:1" and gpu == 1 and job.run_id == jobs[3].run_id
+    cpu_job = plan_jobs(["resnet"], [TASK], [0], "quick", tmp_path, device="cpu")[0]
+    assert executor.place(cpu_job) == (cpu_job, None)
+    assert LocalProcessExecutor(gpus=1).place(jobs[0]) == (jobs[0], None)  # one GPU: nothing to choose
