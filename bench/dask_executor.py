@@ -143,9 +143,7 @@ class DaskExecutor(Executor):
         """Write what a worker sent back, as the driver's own record (and weights, and log)."""
         rec = dict(out["record"])
         rec["executor"] = {"kind": "dask", "worker": out.get("worker")}
-        retries = max(0, self._starts(job) - 1)
-        if retries:
-            rec["retries"] = retries
+        rec["retries"] = max(0, self._starts(job) - 1)  # times Dask restarted it after losing a worker
         log_dir = Path(job.results_dir) / "logs"
         if out.get("log"):
             write_bytes_atomic(log_dir / (job.record_path.stem + ".log"), (str(out["log"]) + "\n").encode("utf-8"))

@@ -84,13 +84,14 @@ def test_a_worker_killed_mid_job_loses_no_record_and_duplicates_none(cluster: st
     with distributed.Client(cluster, timeout=60) as client:
         pids = client.run(os.getpid)
         victim = None
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while victim is None and time.monotonic() < deadline:
-            busy = [addr for addr, keys in client.processing().items() if keys]
-            victim = busy[0] if busy else None
+            # The job announces its start (and its worker) as a Dask event.
+            starts = [msg for topic, events in client.get_events().items() if topic.startswith("odebench-start-") for _, msg in events]
+            victim = starts[0]["worker"] if starts else None
             time.sleep(0.2)
         assert victim is not None, "the job never started"
-        time.sleep(2.0)  # well inside the job's ~6 s of training
+        time.sleep(1.0)  # well inside the job's ~6 s of training
         os.kill(pids[victim], signal.SIGKILL)
     sweep.join(timeout=180)
     assert not sweep.is_alive() and done

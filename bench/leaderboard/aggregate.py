@@ -418,11 +418,12 @@ def _rows(ok_records: list[dict[str, Any]], labels: Mapping[tuple[str, str], str
         per_row = {i: [items_by_key[keys[i]][s] for s in sorted(items_by_key[keys[i]])] for i in idx}
         lengths = {len(x) for rows in per_row.values() for x in rows if x is not None}
         complete = all(x is not None for rows in per_row.values() for x in rows) and len(lengths) == 1
+        scores: dict[int, list[list[Any]]] = {i: [x for x in rows if x is not None] for i, rows in per_row.items()}
         if complete:
             names = {i: "|".join(str(v) for v in keys[i]) for i in idx}
             for i in idx:
-                ci_lo.loc[i], ci_hi.loc[i] = bootstrap_interval(per_row[i], f"{task}|{profile}|{names[i]}")
-            sig = significance_ranks({names[i]: per_row[i] for i in ranked}, bool(main.higher_is_better), f"{task}|{profile}")
+                ci_lo.loc[i], ci_hi.loc[i] = bootstrap_interval(scores[i], f"{task}|{profile}|{names[i]}")
+            sig = significance_ranks({names[i]: scores[i] for i in ranked}, bool(main.higher_is_better), f"{task}|{profile}")
             for i in idx:
                 rank_by.loc[i] = "bootstrap"
             for i in ranked:
