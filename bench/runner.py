@@ -98,14 +98,14 @@ class LocalProcessExecutor(Executor):
             for threads in self._idle:
                 del self._idle[threads][self.spares :]
         for proc in extra:
-            _kill_group(proc)
+            kill_group(proc)
 
     def cancel(self) -> None:
         with self._lock:
             self._cancelled = True
             live = list(self._live)
         for proc in live:
-            _kill_group(proc)
+            kill_group(proc)
         self.close()
 
     def close(self) -> None:
@@ -114,7 +114,7 @@ class LocalProcessExecutor(Executor):
             idle = [p for procs in self._idle.values() for p in procs]
             self._idle.clear()
         for proc in idle:
-            _kill_group(proc)
+            kill_group(proc)
             for pipe in (proc.stdin, proc.stdout):
                 if pipe is not None:
                     pipe.close()
@@ -196,7 +196,7 @@ class LocalProcessExecutor(Executor):
         proc = self._take(job.threads)
         with self._lock:
             if self._cancelled:
-                _kill_group(proc)
+                kill_group(proc)
         stdin, stdout = proc.stdin, proc.stdout
         if stdin is None or stdout is None:  # pragma: no cover - Popen was given PIPE for both
             raise RuntimeError("the worker was started without pipes")
@@ -208,9 +208,9 @@ class LocalProcessExecutor(Executor):
             except BrokenPipeError:  # the child died before reading its job
                 pass
             code = proc.wait(timeout=timeout)
-            reason = None if code == 0 else _exit_reason(code)
+            reason = None if code == 0 else exit_reason(code)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            kill_group(proc)
             reason = f"timed out after {timeout:g} s: the job's time limit (the profile's default, or --timeout)"
         finally:
             log.close()
@@ -235,7 +235,8 @@ class LocalProcessExecutor(Executor):
         return rec if rec.get("run_id") == job.run_id else None
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a child started in its own session, with everything it started, and reap it."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -243,12 +244,13 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-def _exit_reason(code: int) -> str:
+def exit_reason(code: int, who: str = "worker") -> str:
+    """Why a child process ended, from its return code (a negative code is the signal)."""
     if code < 0:
         sig = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
         hint = " (the kernel's out-of-memory killer sends SIGKILL)" if -code == signal.SIGKILL else ""
-        return f"worker killed by {sig}{hint}"
-    return f"worker exited with code {code}"
+        return f"{who} killed by {sig}{hint}"
+    return f"{who} exited with code {code}"
 
 
 def plan_jobs(models: Sequence[str], tasks: Sequence[str], seeds: Sequence[int], profile: str, results_dir: str | os.PathLike[str], **job_fields: Any) -> list[Job]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ import torch
 
 from . import registry
 from .joblog import tail_lines
+from .runner import exit_reason, kill_group
 from .spec import TaskSpec, check_model_output, read_nfe
 from .training import count_parameters
 
@@ -156,15 +156,6 @@ def _events(path: Path) -> list[dict[str, Any]]:
     return events
 
 
-def _exit_text(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exited with code {code}"
-
-
 def _run_child(name: str, tasks: list[str], hparams: dict[str, Any], calls: int, timeout_s: float, workdir: Path) -> list[TaskCheck]:
     """One child for ``tasks``; stops at the first task that hangs or crashes it."""
     result, log = workdir / "result.jsonl", workdir / "child.log"
@@ -189,11 +180,7 @@ def _run_child(name: str, tasks: list[str], hparams: dict[str, Any], calls: int,
             if code is not None:
                 break
             if time.monotonic() - started > timeout_s:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait()
+                kill_group(proc)
                 code = None
                 break
             time.sleep(0.05)
@@ -208,7 +195,7 @@ def _run_child(name: str, tasks: list[str], hparams: dict[str, Any], calls: int,
         if code is None:
             checks.append(TaskCheck(stuck, "fail", f"hung: no answer within {timeout_s:g} s (a model call that never returns){detail}"))
         else:
-            checks.append(TaskCheck(stuck, "fail", f"crashed: the checking process {_exit_text(code)}{detail}"))
+            checks.append(TaskCheck(stuck, "fail", f"crashed: {exit_reason(code, 'the checking process')}{detail}"))
     return checks
 
 
