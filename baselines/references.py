@@ -224,9 +224,10 @@ def _affine(values: torch.Tensor, centre: float, scale: float) -> torch.Tensor:
 class _Features:
     """Fixed features of a window ``(batch, n_times, *state)`` (float64) -> ``(batch, size)``.
 
-    The centres and scales of each group are rounded typical values of the training
-    split. A linear head is unchanged in what it can represent by an affine map of its
-    inputs; they only put every feature on an O(1) scale for the harness's optimiser.
+    Where a group is shifted and scaled, the constants are its typical centre and spread
+    on the training split, rounded. An affine map of its inputs changes nothing a linear
+    head can represent; it only puts every feature on an O(1) scale for the harness's
+    optimiser.
     """
 
     size: int
@@ -336,7 +337,8 @@ class _KSFeatures(_Features):
     equation: a window of class c standardised by its clean std σ obeys
     u_t = −σ u u_x − c (u_xx + u_xxxx), so the increments of modes 1..3 are fitted by
     least squares to the trapezoidal averages of the linear and the nonlinear term (the
-    field low-passed to modes 1..6 first): the fitted c and σ, each alone and together.
+    field low-passed to modes 1..6 first): c and σ fitted together, each fitted alone,
+    and one coefficient fitted to both terms at once.
     """
 
     MODES = 6
@@ -404,7 +406,7 @@ class PhysicsFeatureClassifier(nn.Module):
         self.features = features
         self.head = nn.Linear(features.size, int(task.n_classes or 0))
         self.nfe = 0  # no vector field
-        self.hparams: dict[str, object] = {"n_features": features.size}
+        self.hparams: dict[str, object] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_window(self.task, x, self.task.n_times)
