@@ -337,8 +337,10 @@ def write_split(
                 "version": spec.version,
                 "split": split_name,
                 "system": spec.system,
-                "parameters": json.dumps(dict(spec.parameters), sort_keys=True),
-                "spec": json.dumps(spec.defining_dict(), sort_keys=True),
+                # Declared order, not sorted: a mapping such as Lorenz's ``regimes`` must
+                # read back in the order of ``class_names``.
+                "parameters": json.dumps(dict(spec.parameters)),
+                "spec": json.dumps(spec.defining_dict()),
                 "generator": generator,
                 "seed": int(seed),
             }

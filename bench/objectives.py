@@ -41,9 +41,17 @@ OBJECTIVE_GROUP = "odebench.objectives"
 VAL_SEED = 12345
 
 
-def training_sigma(data: TaskData) -> np.ndarray:
-    """The per-dimension standard deviation of the training split (float64), nRMSE's σ."""
-    return np.asarray(data.train.u, dtype=np.float64).std(axis=(0, 1))
+def training_sigma(data: TaskData, task: TaskSpec | None = None) -> np.ndarray:
+    """nRMSE's σ, from the training split (float64), one value per state dimension.
+
+    Per dimension by default; for a task with ``pooled_sigma`` (a field whose statistics
+    do not depend on position) the one standard deviation over every grid point,
+    repeated over the state's shape.
+    """
+    u = np.asarray(data.train.u, dtype=np.float64)
+    if task is not None and task.pooled_sigma:
+        return np.full(u.shape[2:], u.std())
+    return u.std(axis=(0, 1))
 
 
 # --- forecast --------------------------------------------------------------------------
@@ -61,7 +69,7 @@ class _ForecastTraining(TrainingSet):
             raise ValueError(f"training trajectories have {self.train_u.shape[1]} samples, fewer than train_window={window}")
         self.window = window
         self.t = torch.as_tensor(task.dt * np.arange(window), dtype=torch.float32, device=device)
-        self.sigma = torch.as_tensor(np.asarray(training_sigma(data), dtype=np.float32), device=device)
+        self.sigma = torch.as_tensor(np.asarray(training_sigma(data, task), dtype=np.float32), device=device)
         val_u = data.val.u
         val_rng = np.random.default_rng(VAL_SEED)
         n_val = protocol.val_batches * protocol.batch_size
@@ -153,7 +161,7 @@ class ForecastObjective(Objective):
 
     def score(self, task: TaskSpec, outputs: np.ndarray, data: TaskData, n: int) -> dict[str, Any]:
         target = np.asarray(data.test.u[:n], dtype=np.float32).astype(np.float64)
-        sigma = training_sigma(data)
+        sigma = training_sigma(data, task)
         metrics = forecast_metrics(outputs, target, sigma, data.times, task.eval_times, task.lyapunov_exponent, task.vpt_threshold)
         metrics["items"] = forecast_items(outputs, target, sigma, data.times, task.lyapunov_exponent, task.vpt_threshold)
         return metrics

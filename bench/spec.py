@@ -139,7 +139,10 @@ class TaskSpec:
     harness trains forecasting models on. ``eval_times`` are the times (in the task's
     time unit) at which forecast nRMSE is reported. ``lyapunov_exponent`` is the
     largest Lyapunov exponent per time unit, used to express valid prediction time in
-    Lyapunov times; ``None`` for non-chaotic systems.
+    Lyapunov times; ``None`` for non-chaotic systems. ``pooled_sigma``: the state is a
+    field whose statistics do not depend on position (heat, KS on a periodic domain), so
+    nRMSE divides by one σ pooled over every grid point instead of one σ per dimension,
+    which would make the score depend on each point's sampling noise.
     """
 
     name: str
@@ -157,6 +160,7 @@ class TaskSpec:
     lyapunov_exponent: float | None = None
     vpt_threshold: float = 0.5
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    pooled_sigma: bool = False
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -216,8 +220,12 @@ class TaskSpec:
         }
 
     def defining_dict(self) -> dict[str, Any]:
-        """The fields that define the task's data, as stored in the split files' attributes."""
-        return {
+        """The fields that define the task's data, as stored in the split files' attributes.
+
+        ``pooled_sigma`` came after the first task versions and is written only when set,
+        so a spec without it reads back, and writes, exactly as before.
+        """
+        defining = {
             "name": self.name,
             "version": self.version,
             "kind": self.kind,
@@ -233,6 +241,9 @@ class TaskSpec:
             "vpt_threshold": self.vpt_threshold,
             "parameters": dict(self.parameters),
         }
+        if self.pooled_sigma:
+            defining["pooled_sigma"] = True
+        return defining
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TaskSpec:
@@ -253,6 +264,7 @@ class TaskSpec:
             "lyapunov_exponent": data.get("lyapunov_exponent"),
             "vpt_threshold": float(data.get("vpt_threshold", 0.5)),
             "parameters": dict(data.get("parameters") or {}),
+            "pooled_sigma": bool(data.get("pooled_sigma", False)),
         }
         return cls(**fields)
 

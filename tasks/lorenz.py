@@ -33,7 +33,7 @@ _TRANSIENT = 10.0  # time units discarded before a trajectory counts as on the a
 
 LORENZ_FORECAST = TaskSpec(
     name="lorenz-forecast",
-    version="1.0",
+    version="1.1",
     kind="forecast",
     system="lorenz63",
     state_shape=(3,),
@@ -90,7 +90,7 @@ _NOISE = 0.3
 
 LORENZ_CLASSIFY = TaskSpec(
     name="lorenz-classify",
-    version="1.0",
+    version="1.1",
     kind="classify",
     system="lorenz63",
     state_shape=(3,),
@@ -116,7 +116,10 @@ LORENZ_CLASSIFY = TaskSpec(
         "section points repeat to 1 %), else redrawn. Shortcuts removed on purpose: the position of C+- and the "
         "amplitude both grow with rho, so each window is standardised per component (window mean 0, standard "
         "deviation 1) before Gaussian noise of standard deviation 0.3 is added; what remains is the shape and "
-        "time scale of the motion (the rotation frequency grows with rho, which is physics and kept)."
+        "time scale of the motion (the rotation frequency grows with rho, which is physics and kept). So "
+        "transient-chaos and chaos are told apart partly by their regime and partly by that rho-dependent time "
+        "scale: their rho ranges do not overlap, and a classifier may separate them by how fast the window "
+        "turns rather than by whether the motion would last."
     ),
 )
 

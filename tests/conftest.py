@@ -45,10 +45,29 @@ def fake_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., 
         del sys.modules[name]
 
 
-@pytest.fixture
-def fake_models(fake_dist: Callable[..., Path]) -> None:
-    """Install tests/fake_models.py (deliberately broken models) as the distribution odebench-fake-models."""
+def _fake_models_source() -> tuple[str, dict]:
     source = (Path(__file__).resolve().parent / "fake_models.py").read_text()
     namespace: dict = {}
     exec(compile(source, "fake_models.py", "exec"), namespace)
-    fake_dist("odebench-fake-models", {"odebench.models": namespace["ENTRY_POINTS"]}, {"odebench_fake_models": source})
+    return source, namespace["ENTRY_POINTS"]
+
+
+@pytest.fixture(scope="module")
+def fake_models_module(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """:func:`fake_models` for a whole module, for fixtures that run the CLI once and share it."""
+    source, entry_points = _fake_models_source()
+    root = write_distribution(tmp_path_factory.mktemp("site"), "odebench-fake-models", {"odebench.models": entry_points}, {"odebench_fake_models": source})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(root))
+        mp.setenv("PYTHONPATH", os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+        importlib.invalidate_caches()
+        yield None
+    for name in [m for m in sys.modules if m.startswith("odebench_fake_")]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+def fake_models(fake_dist: Callable[..., Path]) -> None:
+    """Install tests/fake_models.py (deliberately broken models) as the distribution odebench-fake-models."""
+    source, entry_points = _fake_models_source()
+    fake_dist("odebench-fake-models", {"odebench.models": entry_points}, {"odebench_fake_models": source})

@@ -266,6 +266,34 @@ def build_hungry(task, *, megabytes=0):
     return Hungry(task, megabytes)
 
 
+class Offset(torch.nn.Module):
+    """The exact reference plus ``offset`` σ: nRMSE must read ``offset`` at every time.
+
+    σ is recomputed here from the training split as the task declares it (pooled over
+    the grid for ``pooled_sigma``, else per dimension), independently of the harness.
+    """
+
+    def __init__(self, task, offset):
+        super().__init__()
+        import numpy as np
+
+        from odebench.baselines.references import build_exact
+        from odebench.data import load_split
+
+        self.exact = build_exact(task)
+        train = np.asarray(load_split(task.name, "train").u, dtype=np.float64)
+        sigma = np.full(train.shape[2:], train.std()) if task.pooled_sigma else train.std(axis=(0, 1))
+        self.register_buffer("shift", torch.as_tensor(offset * sigma, dtype=torch.float32))
+        self.nfe = 0
+
+    def forward(self, u0, t):
+        return self.exact(u0, t) + self.shift
+
+
+def build_offset(task, *, offset=0.1):
+    return Offset(task, offset)
+
+
 def build_huge(task, *, gigabytes=3):
     return Huge(task, gigabytes)
 
@@ -293,4 +321,5 @@ ENTRY_POINTS = {
     "fake-segfaults": "odebench_fake_models:build_segfaults",
     "fake-memorizer": "odebench_fake_models:build_memorizer",
     "fake-slow": "odebench_fake_models:build_slow",
+    "fake-offset": "odebench_fake_models:build_offset",
 }

@@ -199,7 +199,7 @@ def test_build_keeps_other_tasks_in_the_manifest(tmp_path: Path) -> None:
     data.write_manifest(tmp_path, {"other-task": other})
     build_recipes({TASK: heat.RECIPES[TASK]}, tmp_path)
     tasks = data.read_manifest(tmp_path)["tasks"]
-    assert tasks["other-task"] == other and tasks[TASK]["version"] == "1.0"
+    assert tasks["other-task"] == other and tasks[TASK]["version"] == "1.1"
 
 
 def test_write_split_rejects_arrays_that_break_the_spec(tmp_path: Path) -> None:

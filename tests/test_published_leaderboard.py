@@ -1,33 +1,56 @@
-"""The leaderboard committed in leaderboard/ is exactly a re-render of the committed records.
+"""Every board committed under leaderboard/ is exactly a re-render of its committed records.
 
 So the published tables can never drift from the data they claim to summarise: change a
-record (or the renderer) without regenerating, and this fails.
+record (or the renderer) without regenerating, and this fails. The current board is
+judged against the installed data's manifest; an archived board (made on an earlier task
+version) against the manifest archived with it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from odebench.data import manifest_hashes
 from odebench.leaderboard import write_leaderboard
 from odebench.results import read_records
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "leaderboard"
+ARCHIVED = sorted(p for p in (PUBLISHED / "archive").iterdir() if (p / "MANIFEST.json").is_file())
+BOARDS = [PUBLISHED, *ARCHIVED]
 
 
-def test_published_leaderboard_equals_a_rerender_of_its_records(tmp_path: Path) -> None:
+def board_hashes(board: Path) -> dict[str, str]:
+    """The data hashes a board is judged against: its own archived manifest, else the installed one."""
+    return manifest_hashes(board) if (board / "MANIFEST.json").is_file() else manifest_hashes()
+
+
+def _label(board: Path) -> str:
+    return board.relative_to(PUBLISHED.parent).as_posix()
+
+
+def test_the_first_complete_board_is_archived() -> None:
+    assert [p.name for p in ARCHIVED][:1] == ["tasks-v1.0"]
+
+
+@pytest.mark.parametrize("board", BOARDS, ids=_label)
+def test_published_leaderboard_equals_a_rerender_of_its_records(tmp_path: Path, board: Path) -> None:
     out = tmp_path / "README.md"
-    report = write_leaderboard(PUBLISHED / "results", out, current_hashes=manifest_hashes())
-    assert out.read_text(encoding="utf-8") == (PUBLISHED / "README.md").read_text(encoding="utf-8"), (
-        "leaderboard/README.md is stale: regenerate it with "
-        "'odebench leaderboard --results leaderboard/results --out leaderboard/README.md'"
+    report = write_leaderboard(board / "results", out, current_hashes=board_hashes(board))
+    where = _label(board)
+    assert out.read_text(encoding="utf-8") == (board / "README.md").read_text(encoding="utf-8"), (
+        f"{where}/README.md is stale: regenerate it with "
+        f"'odebench leaderboard --results {where}/results --out {where}/README.md'"
+        + (f" --data-dir {where}" if board != PUBLISHED else "")
     )
-    assert sorted(p.name for p in (tmp_path / "plots").glob("*.png")) == sorted(p.name for p in (PUBLISHED / "plots").glob("*.png"))
+    assert sorted(p.name for p in (tmp_path / "plots").glob("*.png")) == sorted(p.name for p in (board / "plots").glob("*.png"))
     assert report.n_excluded == 0 and not report.skipped
 
 
-def test_published_records_cover_every_baseline_task_and_seed() -> None:
-    records, skipped = read_records(PUBLISHED / "results")
+@pytest.mark.parametrize("board", [b for b in BOARDS if any((b / "results").glob("*.json"))], ids=_label)
+def test_published_records_cover_every_baseline_task_and_seed(board: Path) -> None:
+    records, skipped = read_records(board / "results")
     assert not skipped
     seen = {(r["task"]["name"], r["model"]["name"], r["seed"]) for r in records if r["profile"] == "standard"}
     forecast = ("heat-forecast", "lorenz-forecast", "ks-forecast")

@@ -38,7 +38,7 @@ def _forecast(name: str, build: object = build_exact, n: int = N_TRAJ, horizon: 
     with torch.no_grad():
         pred = model(torch.as_tensor(data.test.u[:n, 0]), t)
     assert pred.dtype == torch.float32 and pred.shape == target.shape
-    return task, pred.numpy().astype(np.float64), target, training_sigma(data)
+    return task, pred.numpy().astype(np.float64), target, training_sigma(data, task)
 
 
 @pytest.mark.parametrize("name", ["heat-forecast", "lorenz-forecast"])
@@ -49,10 +49,43 @@ def test_exact_reproduces_the_stored_test_trajectories(name: str) -> None:
     assert np.array_equal(pred[:, 0], target[:, 0])
 
 
-def test_exact_reproduces_ks_over_the_first_50_time_units() -> None:
-    # Later the stored KS data (ETDRK4 at h = 0.05) are not converged; exact steps by 0.01.
-    _, pred, target, sigma = _forecast("ks-forecast", horizon=50.0)
-    assert nrmse_curve(pred, target, sigma).max() <= 1e-2
+FORECAST_TASKS = ["heat-forecast", "lorenz-forecast", "ks-forecast"]
+
+
+@pytest.fixture(scope="module")
+def ceiling_records(tmp_path_factory: pytest.TempPathFactory, fake_models_module: None) -> dict[tuple[str, str], dict]:
+    """``exact`` and an offset model (exact + 0.1 σ) on every forecast task, through ``odebench run``
+    on the leaderboard's profile: the whole test split of each."""
+    out = tmp_path_factory.mktemp("ceilings")
+    argv = ["run", "--model", "exact,fake-offset", "--task", ",".join(FORECAST_TASKS), "--profile", "standard", "--jobs", "2", "--results", str(out)]
+    assert main(argv) == 0
+    records = [json.loads(p.read_text()) for p in out.glob("*.json")]
+    return {(r["task"]["name"], r["model"]["name"]): r for r in records}
+
+
+@pytest.mark.parametrize("name", FORECAST_TASKS)
+def test_exact_scores_the_whole_horizon_on_every_forecast_task(ceiling_records: dict, name: str) -> None:
+    rec = ceiling_records[(name, "exact")]
+    task = TaskSpec.from_dict(rec["task"]["spec"])
+    assert rec["status"] == "ok" and rec["task"]["version"] == load_task(name).version
+    curves = np.array(rec["items"]["nrmse_curve"]["nrmse"], dtype=np.float64)
+    assert curves.shape[0] == load_split(name, "test").u.shape[0]
+    assert rec["items"]["nrmse_curve"]["t"][-1] == pytest.approx(task.horizon)
+    assert curves[:, -1].max() <= 1e-2  # every test trajectory, at the horizon
+    if task.lyapunov_exponent:
+        horizon_lt = task.horizon * task.lyapunov_exponent
+        assert rec["metrics"]["vpt_capped_fraction"] >= 0.99
+        assert rec["metrics"]["vpt"] == pytest.approx(horizon_lt, rel=1e-9)
+
+
+@pytest.mark.parametrize("name", FORECAST_TASKS)
+def test_an_offset_of_a_tenth_sigma_reads_nrmse_0_1_at_every_time(ceiling_records: dict, name: str) -> None:
+    rec = ceiling_records[(name, "fake-offset")]
+    assert rec["status"] == "ok"
+    curves = np.array(rec["items"]["nrmse_curve"]["nrmse"], dtype=np.float64)
+    assert np.abs(curves - 0.1).max() <= 1e-3
+    assert np.abs(np.array(rec["items"]["nrmse_mean"]) - 0.1).max() <= 1e-3
+    assert rec["metrics"]["nrmse_mean"] == pytest.approx(0.1, abs=1e-3)
 
 
 def test_exact_on_a_non_uniform_grid_matches_the_uniform_one() -> None:

@@ -224,7 +224,7 @@ def test_records_written_by_the_parent_say_what_a_child_would(fake_models, tmp_p
     assert rec["status"] == "failed" and "timed out after 8 s" in rec["error"] and "raise it" not in rec["error"]
     from odebench import data
 
-    assert rec["task"]["version"] == "1.0" and rec["task"]["data_sha256"] == data.verify_task(TASK)
+    assert rec["task"]["version"] == "1.1" and rec["task"]["data_sha256"] == data.verify_task(TASK)
     assert rec["task"]["spec"]["name"] == TASK and rec["protocol"]["profile"] == "quick"
     assert rec["env"]["device"] == "cpu" and rec["env"]["threads"] == 1 and rec["env"]["python"]
     assert rec["model"]["distribution"] == "odebench-fake-models"

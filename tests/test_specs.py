@@ -30,7 +30,7 @@ def test_all_six_tasks_are_collected() -> None:
 def test_entry_point_loads_the_spec(name: str) -> None:
     spec = registry.load_task(name)
     assert spec is specs.ALL_SPECS[name]
-    assert spec.version == "1.0" and spec.kind == name.rsplit("-", 1)[1]
+    assert spec.version == "1.1" and spec.kind == name.rsplit("-", 1)[1]
     assert spec.description
     json.dumps(spec.to_dict())  # stored in every split file and result record
 
@@ -94,3 +94,20 @@ def test_public_build_by_task_name(tmp_path: Path) -> None:
     assert data.read_manifest(tmp_path)["tasks"]["heat-forecast"] == canonical
     with pytest.raises(ValueError, match="heat-forecast"):
         build(["heat-forcast"], tmp_path)
+
+
+def test_fields_pool_sigma_and_the_files_keep_the_declared_order() -> None:
+    from odebench.spec import TaskSpec
+
+    assert {name for name in NAMES if registry.load_task(name).pooled_sigma} == {"heat-forecast", "ks-forecast"}
+    for name in NAMES:
+        spec = registry.load_task(name)
+        again = TaskSpec.from_dict(spec.to_dict())
+        assert again == spec and again.defining_dict() == spec.defining_dict()
+        attrs = data.load_split(name, "train").attrs
+        stored, params = attrs["spec"], attrs["parameters"]
+        assert stored == json.loads(json.dumps(spec.defining_dict())) and list(params) == list(spec.parameters)
+        if "regimes" in params:  # read in declared order, a mapping lines up with the class names
+            assert list(params["regimes"]) == list(spec.class_names)
+    # a spec without the field (version 1.0) writes exactly what it wrote before
+    assert "pooled_sigma" not in registry.load_task("lorenz-forecast").defining_dict()

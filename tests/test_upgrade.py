@@ -17,9 +17,16 @@ from odebench.upgrade import upgrade_results
 OLD = Path(__file__).resolve().parent / "data" / "record_schema1.json"
 
 
-def _copy(tmp_path: Path) -> Path:
+def _copy(tmp_path: Path, *, installed_version: bool = False) -> Path:
+    """The schema-1 record (made on task version 1.0), optionally relabelled with the installed
+    task's version so that the installed spec can upgrade it."""
     shutil.copy(OLD, tmp_path / OLD.name)
-    return tmp_path / OLD.name
+    path = tmp_path / OLD.name
+    if installed_version:
+        record = json.loads(path.read_text())
+        record["task"]["version"] = ALL_SPECS[record["task"]["name"]].version
+        path.write_text(json.dumps(record, indent=2))
+    return path
 
 
 def test_a_schema1_record_is_refused_with_the_fix(tmp_path: Path) -> None:
@@ -28,7 +35,7 @@ def test_a_schema1_record_is_refused_with_the_fix(tmp_path: Path) -> None:
 
 
 def test_upgrade_fills_in_the_spec_and_moves_the_protocol(tmp_path: Path) -> None:
-    path = _copy(tmp_path)
+    path = _copy(tmp_path, installed_version=True)
     before = json.loads(path.read_text())
     report = upgrade_results(tmp_path)
     assert report.upgraded == [path] and not report.refused
@@ -54,7 +61,11 @@ def test_a_record_of_another_task_version_is_left_alone(tmp_path: Path) -> None:
 
 
 def test_records_upgrade_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _copy(tmp_path)
+    _copy(tmp_path)  # task version 1.0: the installed task is newer, so it is left alone, saying why
+    assert main(["records", "upgrade", "--results", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "0 record(s) upgraded" in out and "version 1.0, the installed one is version 1.1: rerun it" in out
+    _copy(tmp_path, installed_version=True)
     assert main(["records", "upgrade", "--results", str(tmp_path)]) == 0
     assert "1 record(s) upgraded to schema 2" in capsys.readouterr().out
     assert main(["records", "upgrade", "--results", str(tmp_path / "missing")]) == 2
