@@ -19,6 +19,7 @@ from torch import nn
 
 from ..spec import TaskSpec
 from ..toolkit import ACTIVATIONS, KERNEL_SIZE, CountedModel, check_window
+from ._options import system_defaults
 
 __all__ = [
     "state_channels",
@@ -49,36 +50,39 @@ def from_latent(z: torch.Tensor, state_shape: tuple[int, ...], scale: float) -> 
 class WindowEncoder(nn.Module):
     """An observed window ``(batch, T, *state)`` (already scaled) to a latent state.
 
-    ``mlp``: two strided 1-D convolutions over time on the flattened state, then the mean
-    over time, giving ``(batch, channels)``. ``conv``: two strided 2-D convolutions over
-    (time, space), circular in space, then the mean over time, giving
+    ``mlp``: ``layers`` strided 1-D convolutions over time on the flattened state, then the
+    mean over time, giving ``(batch, channels)``. ``conv``: ``layers`` strided 2-D
+    convolutions over (time, space), circular in space, then the mean over time, giving
     ``(batch, channels, n_points)``: still a periodic field, so the hidden dynamics can
     use a :class:`~odebench.toolkit.PeriodicConvField`. Averaging over time makes the encoder indifferent to
-    where in the window a pattern appears and accepts any window length.
+    where in the window a pattern appears and accepts any window length; each layer
+    doubles the receptive field in time (kernel 5, stride 2: 13 samples with two layers,
+    29 with three), which is what sees a time scale before the mean removes time.
     """
 
-    def __init__(self, field: str, state_dim: int, channels: int, activation: str) -> None:
+    def __init__(self, field: str, state_dim: int, channels: int, activation: str, layers: int = 2) -> None:
         super().__init__()
+        if layers < 1:
+            raise ValueError(f"the window encoder needs at least one layer, got {layers}")
         self.field = field
+        self.layers = int(layers)
         k, pad = KERNEL_SIZE, KERNEL_SIZE // 2
-        act = ACTIVATIONS[activation]
+        self.act = ACTIVATIONS[activation]()
         if field == "mlp":
-            self.net = nn.Sequential(
-                nn.Conv1d(state_dim, channels, k, stride=2, padding=pad), act(),
-                nn.Conv1d(channels, channels, k, stride=2, padding=pad), act(),
-            )
+            self.convs = nn.ModuleList(nn.Conv1d(state_dim if i == 0 else channels, channels, k, stride=2, padding=pad) for i in range(self.layers))
         else:
-            self.conv1 = nn.Conv2d(1, channels, (k, k), stride=(2, 1), padding=(pad, 0))
-            self.conv2 = nn.Conv2d(channels, channels, (k, k), stride=(2, 1), padding=(pad, 0))
-            self.act = act()
+            self.convs = nn.ModuleList(nn.Conv2d(1 if i == 0 else channels, channels, (k, k), stride=(2, 1), padding=(pad, 0)) for i in range(self.layers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.field == "mlp":
-            return self.net(x.flatten(2).transpose(1, 2)).mean(dim=-1)
+            h = x.flatten(2).transpose(1, 2)
+            for conv in self.convs:
+                h = self.act(conv(h))
+            return h.mean(dim=-1)
         pad = KERNEL_SIZE // 2
         h = x.unsqueeze(1)
-        h = self.act(self.conv1(F.pad(h, (pad, pad, 0, 0), mode="circular")))
-        h = self.act(self.conv2(F.pad(h, (pad, pad, 0, 0), mode="circular")))
+        for conv in self.convs:
+            h = self.act(conv(F.pad(h, (pad, pad, 0, 0), mode="circular")))
         return h.mean(dim=2)
 
 
@@ -97,7 +101,7 @@ class WindowClassifier(CountedModel):
         state_dim = 1
         for n in task.state_shape:
             state_dim *= int(n)
-        self.encoder = WindowEncoder(field, state_dim, channels, activation)
+        self.encoder = WindowEncoder(field, state_dim, channels, activation, system_defaults(task).encoder_layers)
         self.body = body
         self.head = nn.Linear(channels, int(task.n_classes or 0))
 

@@ -41,7 +41,13 @@ class SystemDefaults:
     ``state_scale`` divides every raw state before a network sees it (and multiplies
     predictions back), so networks work on O(1) numbers: Lorenz-63 states are O(10–40),
     heat and KS fields O(1). ``width``/``depth`` size the forecasting field;
-    ``channels`` is the latent width of a classifier (its encoder's output).
+    ``channels`` is the latent width of a classifier (its encoder's output);
+    ``encoder_layers`` the strided convolutions of its window encoder (three on Lorenz-63,
+    whose 101-sample windows hold a rotation period of 25–30 samples: validation accuracy
+    0.932 with two, 0.974 with three, ResNet, mean of seeds 0–2; heat and KS windows of 11
+    and 16 samples keep two). Lorenz-63's forecasting field has width 128: its 64 units
+    limited the ResNet to a validation VPT of 4.06 Lyapunov times, 128 reached 4.75 under
+    the same protocol.
     """
 
     field: str
@@ -49,11 +55,12 @@ class SystemDefaults:
     width: int
     depth: int
     channels: int
+    encoder_layers: int = 2
 
 
 #: Keyed by ``TaskSpec.system`` as the built-in tasks spell it.
 SYSTEM_DEFAULTS: dict[str, SystemDefaults] = {
-    "lorenz63": SystemDefaults(field="mlp", state_scale=10.0, width=64, depth=3, channels=32),
+    "lorenz63": SystemDefaults(field="mlp", state_scale=10.0, width=128, depth=3, channels=32, encoder_layers=3),
     "heat1d": SystemDefaults(field="conv", state_scale=1.0, width=16, depth=2, channels=16),
     "ks1d": SystemDefaults(field="conv", state_scale=1.0, width=16, depth=3, channels=16),
 }

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from .metrics import classify_items, classify_metrics, forecast_items, forecast_metrics
 from .spec import MetricSpec, Objective, TaskData, TaskSpec, TrainingSet, check_output_shape
+from .symmetries import augment
 
 if TYPE_CHECKING:
     from .protocol import Protocol
@@ -63,13 +64,17 @@ class _ForecastTraining(TrainingSet):
         self.device = device
         self.batch_size = protocol.batch_size
         self.rng = np.random.default_rng(seed)
+        self.symmetries = task.symmetries if protocol.augment else ()
+        self.generator = torch.Generator().manual_seed(seed)
         self.train_u = torch.as_tensor(np.asarray(data.train.u, dtype=np.float32), device=device)
-        window = int(task.train_window or 2)
-        if self.train_u.shape[1] < window:
-            raise ValueError(f"training trajectories have {self.train_u.shape[1]} samples, fewer than train_window={window}")
+        window = int(protocol.rollout or task.train_window or 2)
+        if self.train_u.shape[1] < window or data.val.u.shape[1] < window:
+            short = min(self.train_u.shape[1], data.val.u.shape[1])
+            raise ValueError(f"training or validation trajectories have {short} samples, fewer than the rollout of {window}")
         self.window = window
         self.t = torch.as_tensor(task.dt * np.arange(window), dtype=torch.float32, device=device)
         self.sigma = torch.as_tensor(np.asarray(training_sigma(data, task), dtype=np.float32), device=device)
+        self.input_noise = float(protocol.input_noise)
         val_u = data.val.u
         val_rng = np.random.default_rng(VAL_SEED)
         n_val = protocol.val_batches * protocol.batch_size
@@ -83,7 +88,12 @@ class _ForecastTraining(TrainingSet):
         idx = torch.as_tensor(self.rng.integers(0, self.train_u.shape[0], n), device=self.device)
         start = torch.as_tensor(self.rng.integers(0, self.train_u.shape[1] - self.window + 1, n), device=self.device)
         offsets = start[:, None] + torch.arange(self.window, device=self.device)[None, :]
-        return self.train_u[idx[:, None], offsets]
+        batch = augment(self.train_u[idx[:, None], offsets], self.symmetries, self.generator)
+        if self.input_noise > 0:  # the start only: the model learns to pull a perturbed state back to the truth
+            noise = torch.randn(batch[:, 0].shape, generator=self.generator).to(batch.device)
+            batch = batch.clone()
+            batch[:, 0] += self.input_noise * self.sigma * noise
+        return batch
 
     def loss(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
         pred = model(batch[:, 0], self.t)
@@ -178,6 +188,8 @@ class _ClassifyTraining(TrainingSet):
         self.device = device
         self.batch_size = protocol.batch_size
         self.rng = np.random.default_rng(seed)
+        self.symmetries = task.symmetries if protocol.augment else ()
+        self.generator = torch.Generator().manual_seed(seed)
         self.train_u = torch.as_tensor(np.asarray(data.train.u, dtype=np.float32), device=device)
         self.train_y = torch.as_tensor(np.asarray(data.train.y, dtype=np.int64), device=device)
         n_val = min(data.val.u.shape[0], protocol.val_batches * protocol.eval_batch_size)
@@ -190,7 +202,7 @@ class _ClassifyTraining(TrainingSet):
 
     def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.as_tensor(self.rng.integers(0, self.train_u.shape[0], self.batch_size), device=self.device)
-        return self.train_u[idx], self.train_y[idx]
+        return augment(self.train_u[idx], self.symmetries, self.generator), self.train_y[idx]
 
     def loss(self, model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x, y = batch

@@ -142,7 +142,10 @@ class TaskSpec:
     Lyapunov times; ``None`` for non-chaotic systems. ``pooled_sigma``: the state is a
     field whose statistics do not depend on position (heat, KS on a periodic domain), so
     nRMSE divides by one σ pooled over every grid point instead of one σ per dimension,
-    which would make the score depend on each point's sampling noise.
+    which would make the score depend on each point's sampling noise. ``symmetries``:
+    names from :data:`odebench.symmetries.SYMMETRIES` that map the system's solutions
+    (and a window's label) to others; a protocol with ``augment`` applies them at random
+    to every training batch.
     """
 
     name: str
@@ -161,6 +164,7 @@ class TaskSpec:
     vpt_threshold: float = 0.5
     parameters: Mapping[str, Any] = field(default_factory=dict)
     pooled_sigma: bool = False
+    symmetries: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -171,6 +175,9 @@ class TaskSpec:
             raise ValueError(f"task {self.name!r}: dt must be positive, got {self.dt}")
         if self.n_times < 2:
             raise ValueError(f"task {self.name!r}: n_times must be >= 2, got {self.n_times}")
+        from .symmetries import check_symmetries
+
+        check_symmetries(self.symmetries, self.state_shape, self.name)
         self.objective.check_spec(self)
 
     @property
@@ -215,6 +222,7 @@ class TaskSpec:
         return {
             **self.defining_dict(),
             "description": self.description,
+            "symmetries": list(self.symmetries),
             "main_metric": self.main_metric,
             "metrics": [m.to_dict() for m in self.metrics],
         }
@@ -265,6 +273,7 @@ class TaskSpec:
             "vpt_threshold": float(data.get("vpt_threshold", 0.5)),
             "parameters": dict(data.get("parameters") or {}),
             "pooled_sigma": bool(data.get("pooled_sigma", False)),
+            "symmetries": tuple(data.get("symmetries") or ()),
         }
         return cls(**fields)
 

@@ -381,15 +381,19 @@ def odeint_guarded(
     return solver.odeint(func, y0, t, adjoint_params)
 
 
-def solver_hyperparameters(*, rtol: float, atol: float, step_size_note: str, method: str = "dopri5") -> tuple[HyperParameter, ...]:
+def solver_hyperparameters(*, rtol: float, atol: float, step_size_note: str, method: str | None = "dopri5", method_note: str | None = None) -> tuple[HyperParameter, ...]:
     """Declarations of the :class:`Solver` settings, for a factory whose ``--model-arg`` values
     include them: ``factory.hyperparameters = (*solver_hyperparameters(...), ...)``.
 
-    The defaults are the factory's: ``rtol``/``atol`` for adaptive methods, and
+    The defaults are the factory's: ``method`` (or ``None`` with ``method_note`` saying
+    what the factory picks), ``rtol``/``atol`` for adaptive methods, and
     ``step_size_note`` saying what a fixed-step method steps by when no ``step_size`` is given.
     """
     return (
-        HyperParameter("method", method, "one of: " + ", ".join(METHODS), help="a torchdiffeq method: adaptive ones take rtol/atol, fixed-step ones step_size"),
+        HyperParameter(
+            "method", method, "one of: " + ", ".join(METHODS), help="a torchdiffeq method: adaptive ones take rtol/atol, fixed-step ones step_size",
+            **({"default_note": method_note} if method_note else {}),
+        ),
         HyperParameter("rtol", None, "float > 0, adaptive methods only", help="relative tolerance", default_note=f"{rtol:g} with an adaptive method"),
         HyperParameter("atol", None, "float > 0, adaptive methods only", help="absolute tolerance", default_note=f"{atol:g} with an adaptive method"),
         HyperParameter("step_size", None, "float > 0, fixed-step methods only", help="the solver step", default_note=step_size_note),

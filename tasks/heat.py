@@ -21,6 +21,9 @@ _CUTOFF = 5  # initial fields use Fourier modes 1..5 (the APEBench convention), 
 _FORECAST_KAPPA = 0.01
 _CLASS_KAPPAS = (0.0025, 0.005, 0.01, 0.02)
 _NOISE = 0.3
+# Periodic and linear with a constant coefficient: shifts, mirror images and sign changes
+# of a solution are solutions (standardisation and i.i.d. noise commute with all three).
+_SYMMETRIES = ("translation", "reflection", "negation")
 
 HEAT_FORECAST = TaskSpec(
     name="heat-forecast",
@@ -35,6 +38,7 @@ HEAT_FORECAST = TaskSpec(
     lyapunov_exponent=None,
     parameters={"kappa": _FORECAST_KAPPA, "length": _LENGTH, "n_points": _N_POINTS, "ic_cutoff": _CUTOFF, "ic_max_abs": 1.0},
     pooled_sigma=True,
+    symmetries=_SYMMETRIES,
     description=(
         "Heat equation u_t = kappa u_xx, kappa = 0.01, periodic on [0, 1) with 64 grid points; data are the exact "
         "Fourier solution. Initial fields are random zero-mean Fourier series in modes 1-5 with max |u| = 1. "
@@ -64,6 +68,7 @@ HEAT_CLASSIFY = TaskSpec(
         "ic_max_abs": 1.0,
         "noise": _NOISE,
     },
+    symmetries=_SYMMETRIES,
     description=(
         "Which diffusivity kappa in {0.0025, 0.005, 0.01, 0.02} produced a short noisy heat trajectory "
         "(periodic [0, 1), 64 points, 11 samples 0.01 apart starting at t = 0). The initial fields are drawn "

@@ -48,6 +48,8 @@ _CLASSIFY_TIMES = 16
 _NOISE = 0.5
 _WINDOWS_PER_TRAJECTORY = 8
 _WINDOW_GAP = 100.0
+# Periodic, with u u_x odd: u(x + a) and -u(-x) solve KS whenever u does.
+_SYMMETRIES = ("translation", "odd-reflection")
 
 KS_FORECAST = TaskSpec(
     name="ks-forecast",
@@ -62,6 +64,7 @@ KS_FORECAST = TaskSpec(
     lyapunov_exponent=KS_LAMBDA1,
     parameters={"L": _L, "N": _N, "nu": 1.0, **_FORECAST_SCREEN},
     pooled_sigma=True,
+    symmetries=_SYMMETRIES,
     description=(
         "Kuramoto-Sivashinsky u_t + u u_x + u_xx + u_xxxx = 0, periodic on [0, 22) with 64 grid points (the "
         "ChaosBook and Linot & Graham setting; chaotic, lambda1 = 0.048, one Lyapunov time = 21 time units). Given "
@@ -104,6 +107,7 @@ KS_CLASSIFY = TaskSpec(
         "window_gap": _WINDOW_GAP,
         **_SCREEN,
     },
+    symmetries=_SYMMETRIES,
     description=(
         "Which rate c in {0.8, 1, 1.25} produced a short noisy Kuramoto-Sivashinsky window: u_t + u u_x + "
         "c (u_xx + u_xxxx) = 0, periodic on [0, 22), 64 points, 16 samples 1.0 apart. Its solutions are "

@@ -43,6 +43,7 @@ LORENZ_FORECAST = TaskSpec(
     eval_times=tuple(round(k / LORENZ_LAMBDA1, 2) for k in (1, 2, 5, 10)),
     lyapunov_exponent=LORENZ_LAMBDA1,
     parameters={"sigma": SIGMA, "rho": RHO, "beta": BETA, "transient": _TRANSIENT},
+    symmetries=("z-rotation",),
     description=(
         "Lorenz-63 at sigma=10, rho=28, beta=8/3 (lambda1=0.9056, one Lyapunov time = 1.10 time units). "
         "From the state at t0, forecast 25 time units (22.6 Lyapunov times) sampled every 0.01. "
@@ -105,6 +106,7 @@ LORENZ_CLASSIFY = TaskSpec(
         "noise": _NOISE,
         "check_extension": _CHECK_EXTENSION,
     },
+    symmetries=("z-rotation",),  # (x, y, z) -> (-x, -y, z) swaps C+ and C-, keeps every regime
     description=(
         "The dynamical regime of a short noisy Lorenz-63 window (sigma=10, beta=8/3; 101 samples 0.025 apart, "
         "2.5 time units): fixed-point (rho in [5, 13.5], spiralling into C+ or C-), transient-chaos (rho in "

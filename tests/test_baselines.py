@@ -208,7 +208,7 @@ def test_adjoint_counts_backward_evaluations_and_matches_direct_gradients(method
     for adjoint in (False, True):
         torch.manual_seed(0)
         hp = {"adjoint": adjoint, "method": method, **({"rtol": 1e-7, "atol": 1e-9} if method == "dopri5" else {})}
-        model = build_model("neural-ode", task, hp)
+        model = build_model("neural-ode", task, hp).double()  # float64: the adjoint's own error, not rounding
         loss = _run(model, task, batch=2, n=8).pow(2).mean()
         before = model.nfe
         loss.backward()
@@ -216,7 +216,7 @@ def test_adjoint_counts_backward_evaluations_and_matches_direct_gradients(method
         grads[adjoint] = torch.cat([p.grad.flatten() for p in model.parameters()])
     assert nfe_backward[False] == 0
     assert nfe_backward[True] > 0
-    torch.testing.assert_close(grads[True], grads[False], rtol=1e-3, atol=1e-6)
+    torch.testing.assert_close(grads[True], grads[False], rtol=1e-4, atol=1e-8)
 
 
 def test_euler_neural_ode_with_step_dt_is_the_resnet() -> None:
@@ -562,3 +562,60 @@ def test_models_run_on_cuda(name: str, task_name: str) -> None:
     torch.testing.assert_close(out.cpu(), cpu_out, rtol=1e-3, atol=1e-4)
     out.float().pow(2).mean().backward()
     assert all(p.grad is not None and p.grad.device.type == "cuda" for p in model.parameters())
+
+
+# --- the training path of every baseline on the real tasks, quick profile ----------------
+
+_QUICK_CACHE: dict[str, object] = {}
+
+
+def _real_task_data(task_name: str):  # type: ignore[no-untyped-def]
+    """The shipped splits of a built-in task, loaded once per test process."""
+    if task_name not in _QUICK_CACHE:
+        from odebench import registry
+        from odebench.jobs import load_task_data
+
+        task = registry.load_task(task_name)
+        _QUICK_CACHE[task_name] = (task, load_task_data(task)[0])
+    return _QUICK_CACHE[task_name]
+
+
+@pytest.mark.parametrize("task_name", sorted(ALL_SPECS))
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_quick_profile_training_path_learns(name: str, task_name: str) -> None:
+    """Every baseline through the harness's quick profile on the real task, under the
+    task's own training settings (augmentation, input noise, rollout): the run finishes
+    with finite scores, and the model learns. Forecasters must lower the validation loss
+    within the 40 steps; a classifier's cross-entropy sits on its ln(classes) plateau that
+    long, so it must instead fit one of the objective's own (augmented) training batches,
+    its loss falling by 20 % in 100 steps (a broken gradient leaves it where it was). A guard against a training path that silently
+    stops learning (a detached graph, labels scrambled by augmentation, a wrong loss)."""
+    from odebench.protocol import protocol_for
+    from odebench.training import train_and_evaluate
+
+    task, data = _real_task_data(task_name)
+    protocol = protocol_for(task, "quick")
+    torch.manual_seed(0)
+    model = build_model(name, task, {})
+    batches = task.objective.training_set(task, data, protocol, torch.device("cpu"), 0)
+    if task.kind == "classify":
+        batch = batches.sample()
+        optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+        losses = []
+        for _ in range(100):
+            loss = batches.loss(model, batch)
+            optimiser.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), protocol.grad_clip)
+            optimiser.step()
+            losses.append(float(loss.detach()))
+        assert min(losses[-10:]) < 0.8 * losses[0], losses[::10] + losses[-3:]
+        torch.manual_seed(0)
+        model = build_model(name, task, {})
+    with torch.no_grad():
+        before = sum(float(batches.loss(model, b)) for b in batches.validation) / len(batches.validation)
+    out = train_and_evaluate(task, model, data, protocol, torch.device("cpu"), 0)
+    assert out.train["steps"] == protocol.max_steps
+    assert math.isfinite(out.metrics[task.main_metric]) and math.isfinite(out.train["best_val_loss"])
+    if task.kind == "forecast":
+        assert out.train["best_val_loss"] < 0.97 * before, (before, out.train["val_history"])

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from odebench import data
+from odebench import data, registry
 from odebench.cli import main
+from odebench.protocol import protocol_for
 from odebench.tasks.fresh import fresh_test_split
 from odebench.tasks.specs import ALL_RECIPES
 
@@ -70,4 +71,5 @@ def test_a_model_that_memorised_the_shipped_test_split_scores_honestly_on_a_fres
     out = tmp_path / "board.md"
     assert main(["leaderboard", "--results", str(results), "--out", str(out), "--no-plots"]) == 0
     text = out.read_text()
-    assert "### profile quick (protocol v2)\n" in text and "### profile quick (protocol v2), fresh test split seed 7\n" in text
+    version = protocol_for(registry.load_task(TASK), "quick").version
+    assert f"### profile quick (protocol v{version})\n" in text and f"### profile quick (protocol v{version}), fresh test split seed 7\n" in text

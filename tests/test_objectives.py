@@ -12,7 +12,7 @@ import torch
 from odebench.objectives import OBJECTIVE_GROUP, ClassifyObjective, ForecastObjective, objective_for
 from odebench.protocol import protocol_for
 from odebench.spec import Split, TaskData, TaskSpec
-from odebench.tasks.specs import ALL_SPECS
+from odebench.tasks.specs import ALL_SPECS, HEAT_FORECAST
 from odebench.training import train_and_evaluate
 
 # A third-party task kind: predict the mean of a window's last frame. Nothing in the
@@ -142,3 +142,44 @@ def test_spec_round_trips_through_its_dict() -> None:
     for spec in ALL_SPECS.values():
         back = TaskSpec.from_dict(spec.to_dict())
         assert back.to_dict() == spec.to_dict()
+
+
+def _forecast_data(task: TaskSpec, n_train: int = 6, n_val: int = 4, n_times: int = 30) -> TaskData:
+    rng = np.random.default_rng(0)
+
+    def split(n: int) -> Split:
+        return Split(u=rng.normal(size=(n, n_times, *task.state_shape)).astype(np.float32), t=np.arange(n_times) * task.dt)
+
+    return TaskData(train=split(n_train), val=split(n_val), test=split(n_val))
+
+
+def test_protocol_rollout_sets_the_training_and_validation_window() -> None:
+    import dataclasses
+
+    task = HEAT_FORECAST
+    data = _forecast_data(task)
+    base = protocol_for(task, "quick")
+    assert base.rollout is None
+    default = task.objective.training_set(task, data, base, torch.device("cpu"), 0)
+    assert default.sample().shape[1] == task.train_window
+    longer = task.objective.training_set(task, data, dataclasses.replace(base, rollout=27), torch.device("cpu"), 0)
+    assert longer.sample().shape[1] == 27 and all(v.shape[1] == 27 for v in longer.validation)
+    with pytest.raises(ValueError, match="fewer than the rollout of 31"):
+        task.objective.training_set(task, data, dataclasses.replace(base, rollout=31), torch.device("cpu"), 0)
+
+
+def test_input_noise_perturbs_only_the_start_of_each_training_rollout() -> None:
+    import dataclasses
+
+    task = HEAT_FORECAST
+    data = _forecast_data(task, n_train=40)
+    base = dataclasses.replace(protocol_for(task, "quick"), batch_size=256)
+    clean = task.objective.training_set(task, data, base, torch.device("cpu"), 0).sample()
+    noisy_set = task.objective.training_set(task, data, dataclasses.replace(base, input_noise=0.1), torch.device("cpu"), 0)
+    noisy = noisy_set.sample()
+    torch.testing.assert_close(noisy[:, 1:], clean[:, 1:])  # the targets stay the truth
+    sigma = float(np.asarray(data.train.u, dtype=np.float64).std())  # heat pools sigma over the field
+    assert abs(float((noisy[:, 0] - clean[:, 0]).std()) / sigma - 0.1) < 0.005
+    clean_val = task.objective.training_set(task, data, base, torch.device("cpu"), 0).validation
+    for a, b in zip(noisy_set.validation, clean_val):
+        torch.testing.assert_close(a, b)  # validation is never perturbed
