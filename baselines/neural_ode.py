@@ -149,7 +149,7 @@ def build_neural_ode(
     """
     build = for_kind(task, _BUILDERS, "neural-ode")
     field_kind = resolve_field(task, field)
-    method = DEFAULT_METHODS.get(task.kind, "dopri5") if method is None else method
+    method = DEFAULT_METHODS[task.kind] if method is None else method  # for_kind checked the kind
     solver = Solver(method, rtol, atol, step_size, adjoint, max_num_steps, label="neural-ode")
     solver = solver.with_defaults(rtol=_DEFAULT_RTOL, atol=_DEFAULT_ATOL)
     hp = {

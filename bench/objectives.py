@@ -88,10 +88,10 @@ class _ForecastTraining(TrainingSet):
         idx = torch.as_tensor(self.rng.integers(0, self.train_u.shape[0], n), device=self.device)
         start = torch.as_tensor(self.rng.integers(0, self.train_u.shape[1] - self.window + 1, n), device=self.device)
         offsets = start[:, None] + torch.arange(self.window, device=self.device)[None, :]
+        # advanced indexing copies, so the in-place edit below never touches train_u
         batch = augment(self.train_u[idx[:, None], offsets], self.symmetries, self.generator)
         if self.input_noise > 0:  # the start only: the model learns to pull a perturbed state back to the truth
             noise = torch.randn(batch[:, 0].shape, generator=self.generator).to(batch.device)
-            batch = batch.clone()
             batch[:, 0] += self.input_noise * self.sigma * noise
         return batch
 

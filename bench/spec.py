@@ -55,6 +55,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from .symmetries import check_symmetries
+
 if TYPE_CHECKING:  # the protocol module imports this one
     from .protocol import Protocol as TrainingProtocol
 
@@ -175,8 +177,6 @@ class TaskSpec:
             raise ValueError(f"task {self.name!r}: dt must be positive, got {self.dt}")
         if self.n_times < 2:
             raise ValueError(f"task {self.name!r}: n_times must be >= 2, got {self.n_times}")
-        from .symmetries import check_symmetries
-
         check_symmetries(self.symmetries, self.state_shape, self.name)
         self.objective.check_spec(self)
 
