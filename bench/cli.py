@@ -332,7 +332,9 @@ def cmd_data(args: argparse.Namespace) -> int:
     from .tasks.build import build
 
     names = _split_names(args.task, registry.tasks) if args.task else None
-    report = build(names, directory=args.data_dir, check=args.check)
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError("--jobs must be >= 1")
+    report = build(names, directory=args.data_dir, check=args.check, jobs=args.jobs)
     print(report.format())
     return 0 if report.ok else 1
 
@@ -406,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["verify", "build"])
     p.add_argument("--task", default=None, help="task name(s), comma-separated (default: all)")
     p.add_argument("--check", action="store_true", help="build: regenerate into a temporary directory and compare with the canonical files")
+    p.add_argument("--jobs", "-j", type=int, default=None, metavar="N", help="build: worker processes, one file each at a time (default: available cores)")
     p.add_argument("--data-dir", default=None)
     p.set_defaults(func=cmd_data)
 

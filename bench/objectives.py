@@ -24,14 +24,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from .metrics import classify_items, classify_metrics, forecast_items, forecast_metrics
 from .spec import MetricSpec, Objective, TaskData, TaskSpec, TrainingSet, check_output_shape
 from .symmetries import augment
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch is imported where used: a task spec (and data building) needs none of it
+    import torch
+
     from .protocol import Protocol
 
 __all__ = ["OBJECTIVE_GROUP", "VAL_SEED", "ForecastObjective", "ClassifyObjective", "BUILTIN_OBJECTIVES", "objective_for", "training_sigma"]
@@ -60,6 +60,8 @@ def training_sigma(data: TaskData, task: TaskSpec | None = None) -> np.ndarray:
 
 class _ForecastTraining(TrainingSet):
     def __init__(self, task: TaskSpec, data: TaskData, protocol: Protocol, device: torch.device, seed: int) -> None:
+        import torch
+
         self.task = task
         self.device = device
         self.batch_size = protocol.batch_size
@@ -84,6 +86,8 @@ class _ForecastTraining(TrainingSet):
         self.validation = [torch.as_tensor(np.asarray(v, dtype=np.float32), device=device) for v in np.array_split(val, protocol.val_batches)]
 
     def sample(self) -> torch.Tensor:
+        import torch
+
         n = self.batch_size
         idx = torch.as_tensor(self.rng.integers(0, self.train_u.shape[0], n), device=self.device)
         start = torch.as_tensor(self.rng.integers(0, self.train_u.shape[1] - self.window + 1, n), device=self.device)
@@ -129,6 +133,7 @@ class ForecastObjective(Objective):
         return (batch, n_times if n_times is not None else task.n_times, *task.state_shape)
 
     def call(self, task: TaskSpec, model: torch.nn.Module, items: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+
         out: torch.Tensor = model(items[:, 0], t)
         return out
 
@@ -139,6 +144,8 @@ class ForecastObjective(Objective):
         return f"input: the initial state · output: the trajectory over {task.horizon:g} time units · trained on windows of {task.train_window} samples"
 
     def example(self, task: TaskSpec, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         steps = int(task.train_window or task.n_times)
         items = torch.randn((batch, steps, *task.state_shape), generator=generator)
         t = torch.as_tensor(task.dt * torch.arange(steps, dtype=torch.float64), dtype=torch.float32)
@@ -148,6 +155,8 @@ class ForecastObjective(Objective):
         return (out[:, 1:] - items[:, 1:]).pow(2).mean()
 
     def contract_notes(self, task: TaskSpec, out: torch.Tensor, items: torch.Tensor) -> list[str]:
+        import torch
+
         if not torch.allclose(out[:, 0].detach(), items[:, 0], atol=1e-5, rtol=1e-5):
             return ["the forecast's first entry differs from u0"]
         return []
@@ -182,6 +191,8 @@ class ForecastObjective(Objective):
 
 class _ClassifyTraining(TrainingSet):
     def __init__(self, task: TaskSpec, data: TaskData, protocol: Protocol, device: torch.device, seed: int) -> None:
+        import torch
+
         if data.train.y is None or data.val.y is None:
             raise ValueError(f"task {task.name!r}: classification needs labels in the train and val splits")
         self.task = task
@@ -201,10 +212,14 @@ class _ClassifyTraining(TrainingSet):
         ]
 
     def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         idx = torch.as_tensor(self.rng.integers(0, self.train_u.shape[0], self.batch_size), device=self.device)
         return augment(self.train_u[idx], self.symmetries, self.generator), self.train_y[idx]
 
     def loss(self, model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        import torch.nn.functional as F
+
         x, y = batch
         logits = model(x)
         check_output_shape(self.task, logits, (x.shape[0], int(self.task.n_classes or 0)))
@@ -242,6 +257,7 @@ class ClassifyObjective(Objective):
         return (batch, int(task.n_classes or 0))
 
     def call(self, task: TaskSpec, model: torch.nn.Module, items: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+
         out: torch.Tensor = model(items)
         return out
 
@@ -250,10 +266,15 @@ class ClassifyObjective(Objective):
         return f"input: a window of {task.n_times} samples · output: logits over {task.n_classes} classes{names}"
 
     def example(self, task: TaskSpec, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         items = torch.randn((batch, task.n_times, *task.state_shape), generator=generator)
         return items, torch.as_tensor(task.times, dtype=torch.float32)
 
     def example_loss(self, task: TaskSpec, out: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        import torch
+        import torch.nn.functional as F
+
         return F.cross_entropy(out, torch.zeros(out.shape[0], dtype=torch.long))
 
     def metrics(self, task: TaskSpec) -> tuple[MetricSpec, ...]:

@@ -12,11 +12,12 @@ import importlib.metadata as metadata
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from .spec import TaskSpec, UnsupportedTaskError
+
+if TYPE_CHECKING:  # imported where a model is built: listing and loading tasks needs no torch
+    import torch
 
 __all__ = [
     "MODEL_GROUP",
@@ -201,6 +202,8 @@ def build_model(name: str, task: TaskSpec, hparams: dict[str, Any] | None = None
     :class:`UnsupportedTaskError` are re-raised as :class:`PluginError` with the
     distribution named, so a user sees which package to look at.
     """
+    import torch
+
     factory = model_factory(name)
     entry = models.entry(name)
     try:

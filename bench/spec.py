@@ -53,9 +53,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
-import torch
 
 from .symmetries import check_symmetries
+
+if TYPE_CHECKING:  # torch is imported where it is used: reading and writing task data needs none of it
+    import torch
 
 if TYPE_CHECKING:  # the protocol module imports this one
     from .protocol import Protocol as TrainingProtocol
@@ -453,6 +455,8 @@ def check_model_output(task: TaskSpec, out: Any, batch: int, n_times: int | None
     exceeds every error threshold), not a broken model. Returns the output tensor so
     callers can write ``y = check_model_output(...)``.
     """
+    import torch
+
     check_output_shape(task, out, task.objective.output_shape(task, batch, n_times))
     if not out.is_floating_point():
         raise ModelOutputError(f"model returned dtype {out.dtype}, expected a floating-point tensor")
@@ -463,6 +467,8 @@ def check_model_output(task: TaskSpec, out: Any, batch: int, n_times: int | None
 
 def check_output_shape(task: TaskSpec, out: Any, expected: tuple[int, ...]) -> None:
     """Type and shape only, so a training step never waits on the GPU."""
+    import torch
+
     if not isinstance(out, torch.Tensor):
         raise ModelOutputError(f"model returned {type(out).__name__}, expected a torch.Tensor")
     if tuple(out.shape) != tuple(expected):

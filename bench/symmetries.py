@@ -22,25 +22,35 @@ On the grid ``x_j = j L / N`` the mirror image of ``u_j`` is ``u_{(N - j) mod N}
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # imported where used: the task specs (and so data building) need no torch
+    import torch
 
 __all__ = ["SYMMETRIES", "check_symmetries", "augment"]
 
 
 def _flip_x(u: torch.Tensor) -> torch.Tensor:
+    import torch
+
     return torch.roll(torch.flip(u, dims=(-1,)), 1, dims=-1)
 
 
 def _where(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    import torch
+
     return torch.where(mask.view(-1, *([1] * (a.dim() - 1))), a, b)
 
 
 def _coin(u: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    import torch
+
     return torch.rand(u.shape[0], generator=generator).to(u.device) < 0.5
 
 
 def _translation(u: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    import torch
+
     n = u.shape[-1]
     shift = torch.randint(0, n, (u.shape[0],), generator=generator).to(u.device)
     index = (torch.arange(n, device=u.device)[None, :] - shift[:, None]) % n
@@ -60,6 +70,8 @@ def _negation(u: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def _z_rotation(u: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    import torch
+
     sign = torch.tensor([-1.0, -1.0, 1.0], dtype=u.dtype, device=u.device)
     return _where(_coin(u, generator), u * sign, u)
 

@@ -52,3 +52,29 @@ class Recipe:
     generate: Callable[[TaskSpec, SplitPlan], SplitArrays]
     generator: str  # human-readable description stored in the files' attributes
     extra_attrs: Mapping[str, Any] = field(default_factory=dict)
+    #: Optional: several splits in one call, ``{split: plan} -> {split: arrays}``, each
+    #: exactly what ``generate`` gives it alone (a batched integration only shares the
+    #: per-step cost); ``together`` names the groups of splits a build generates this way.
+    generate_together: Callable[[TaskSpec, Mapping[str, SplitPlan]], Mapping[str, SplitArrays]] | None = None
+    together: tuple[tuple[str, ...], ...] = ()
+    #: Rough seconds per stored sample (one trajectory at one time) on one core: it only
+    #: orders the files of a parallel build, largest first, so both cores finish together.
+    seconds_per_sample: float = 1e-5
+
+    def __post_init__(self) -> None:
+        grouped = [split for group in self.together for split in group]
+        if grouped and self.generate_together is None:
+            raise ValueError(f"recipe {self.spec.name!r}: 'together' needs generate_together")
+        unknown = sorted(set(grouped) - set(SPLITS))
+        if unknown or len(grouped) != len(set(grouped)):
+            raise ValueError(f"recipe {self.spec.name!r}: 'together' must name each split at most once, got {self.together}")
+
+    def units(self) -> list[tuple[str, ...]]:
+        """The groups of splits a build generates in one call each (singles for the rest)."""
+        grouped = {split for group in self.together for split in group}
+        return [tuple(group) for group in self.together] + [(split,) for split in SPLITS if split not in grouped]
+
+    def estimated_seconds(self, split: str) -> float:
+        """The rough one-core cost of generating ``split``, for scheduling only."""
+        plan = self.splits[split]
+        return self.seconds_per_sample * plan.n * plan.n_times

@@ -11,10 +11,13 @@ by an ulp; anything else fails with the largest absolute deviation reported.
 
 from __future__ import annotations
 
+import dataclasses
+import multiprocessing
 import os
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +27,7 @@ from .. import data
 from ..spec import TaskSpec
 from ._recipe import SPLITS, Recipe
 
-__all__ = ["FLOAT64_ULPS", "FileReport", "BuildReport", "build", "build_recipes"]
+__all__ = ["FLOAT64_ULPS", "FileReport", "BuildReport", "build", "build_recipes", "default_build_jobs"]
 
 #: How many units in the last place a regenerated float64 array may differ by.
 FLOAT64_ULPS = 4
@@ -49,6 +52,7 @@ class FileReport:
     max_abs_deviation: float | None = None
     note: str = ""
     equivalent: bool = False
+    together: tuple[str, ...] = ()  # the files generated in one batch with it; ``seconds`` is the batch's
 
     @property
     def passed(self) -> bool:
@@ -62,6 +66,8 @@ class BuildReport:
     directory: Path
     check: bool
     rows: list[FileReport] = field(default_factory=list)
+    wall_seconds: float | None = None  # the whole build, start to end
+    jobs: int = 1
 
     @property
     def ok(self) -> bool:
@@ -70,12 +76,15 @@ class BuildReport:
 
     @property
     def seconds(self) -> float:
-        return sum(row.seconds for row in self.rows)
+        """Generation time summed over the files, a batch counted once (core-seconds when ``jobs`` > 1)."""
+        batches = {row.together or (row.name,): row.seconds for row in self.rows}
+        return sum(batches.values())
 
     def format(self) -> str:
         """A fixed-width text table for the command line."""
         action = "checked against" if self.check else "written to"
-        lines = [f"{len(self.rows)} file(s) {action} {self.directory} in {self.seconds:.1f} s"]
+        wall = f"{self.wall_seconds:.1f} s wall, " if self.wall_seconds is not None else ""
+        lines = [f"{len(self.rows)} file(s) {action} {self.directory} in {wall}{self.seconds:.1f} s of generation in {self.jobs} process(es)"]
         width = max([len(r.name) for r in self.rows] + [4])
         lines.append(f"{'file':<{width}}  {'sha256':<12}  {'bytes':>9}  {'seconds':>7}  result")
         for r in self.rows:
@@ -91,6 +100,8 @@ class BuildReport:
                 result = "DIFFERS"
             if r.note:
                 result += f" ({r.note})"
+            if r.together:
+                result += f" [one batch: {' + '.join(n.split('.')[1] for n in r.together)}]"
             lines.append(f"{r.name:<{width}}  {r.sha256[:12]:<12}  {r.size:>9}  {r.seconds:>7.2f}  {result}")
         lines.append("OK" if self.ok else "FAILED: regenerated data differ from the canonical files")
         return "\n".join(lines)
@@ -167,48 +178,125 @@ def _compare(new: Path, old: Path, task: str, split: str) -> tuple[float | None,
     return deviation, equivalent, "; ".join(notes)
 
 
-def build_recipes(recipes: Mapping[str, Recipe], directory: str | os.PathLike[str] | None = None, check: bool = False) -> BuildReport:
-    """Build (or, with ``check``, regenerate and compare) the splits of the given recipes."""
+@dataclass(frozen=True)
+class _Written:
+    """One split file as a worker wrote it; ``seconds`` is its batch's when ``together``."""
+
+    name: str
+    sha256: str
+    size: int
+    seconds: float
+    together: tuple[str, ...] = ()
+
+
+def _generate_unit(recipe: Recipe, task: str, splits: tuple[str, ...], out_dir: str) -> list[_Written]:
+    """Generate and write the files of ``splits`` in one call (in a worker process of a
+    parallel build, or here): one split by ``generate``, a group by ``generate_together``."""
+    start = time.perf_counter()
+    if len(splits) == 1:
+        arrays = {splits[0]: recipe.generate(recipe.spec, recipe.splits[splits[0]])}
+    elif recipe.generate_together is None:
+        raise ValueError(f"recipe {task!r} has no generate_together for the splits {splits}")
+    else:
+        arrays = dict(recipe.generate_together(recipe.spec, {split: recipe.splits[split] for split in splits}))
+    paths = {}
+    for split in splits:
+        plan = recipe.splits[split]
+        paths[split] = data.write_split(Path(out_dir) / data.split_filename(task, split), recipe.spec, split, arrays[split], plan.seed, recipe.generator, recipe.extra_attrs)
+    seconds = time.perf_counter() - start
+    names = tuple(paths[split].name for split in splits) if len(splits) > 1 else ()
+    return [_Written(paths[split].name, data.file_sha256(paths[split]), paths[split].stat().st_size, seconds, names) for split in splits]
+
+
+def default_build_jobs() -> int:
+    """Worker processes of a build by default: the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _generate_all(recipes: Mapping[str, Recipe], out_dir: Path, jobs: int, finished: Callable[[str, dict[str, _Written]], None]) -> dict[tuple[str, str], _Written]:
+    """Every split of every recipe, the largest units first over ``jobs`` processes;
+    ``finished(task, files)`` runs as soon as all of a task's files are written."""
+    units = [(name, splits) for name in recipes for splits in recipes[name].units()]
+    units.sort(key=lambda u: -sum(recipes[u[0]].estimated_seconds(split) for split in u[1]))
+    done: dict[tuple[str, str], _Written] = {}
+
+    def record(task: str, splits: tuple[str, ...], written: list[_Written]) -> None:
+        for split, w in zip(splits, written):
+            done[(task, split)] = w
+        if all((task, split) in done for split in SPLITS):
+            finished(task, {split: done[(task, split)] for split in SPLITS})
+
+    if jobs <= 1 or len(units) == 1:
+        for name, splits in sorted(units):
+            record(name, splits, _generate_unit(recipes[name], name, splits, str(out_dir)))
+        return done
+    # Workers are forked where the platform can (the parent's modules are already
+    # imported, so a worker starts in milliseconds); every split depends only on its own
+    # seed, so the files are the same whatever runs where.
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    with ProcessPoolExecutor(max_workers=min(jobs, len(units)), mp_context=context) as pool:
+        futures = {pool.submit(_generate_unit, recipes[name], name, splits, str(out_dir)): (name, splits) for name, splits in units}
+        try:
+            for future in as_completed(futures):
+                record(*futures[future], future.result())
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return done
+
+
+def build_recipes(recipes: Mapping[str, Recipe], directory: str | os.PathLike[str] | None = None, check: bool = False, jobs: int = 1) -> BuildReport:
+    """Build (or, with ``check``, regenerate and compare) the splits of the given recipes.
+
+    ``jobs`` > 1 generates the files in that many worker processes, the largest first
+    (by :meth:`Recipe.estimated_seconds`); the recipes must then be picklable (module-level
+    generator functions). A file's ``seconds`` is its own generation and writing time.
+    """
     target = Path(directory) if directory is not None else data.data_dir()
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
     for recipe in recipes.values():
         _check_plans(recipe)
-    report = BuildReport(directory=target, check=check)
+    started = time.perf_counter()
+    report = BuildReport(directory=target, check=check, jobs=jobs)
+
+    def finished(task: str, written: dict[str, _Written]) -> None:
+        if not check:
+            # Per task, so that a failure later on leaves every finished task verifiable.
+            files = {w.name: {"sha256": w.sha256, "size": w.size} for w in written.values()}
+            data.write_manifest(target, {task: {"version": recipes[task].spec.version, "files": files}})
+
     with tempfile.TemporaryDirectory(prefix="odebench-build-") as scratch:
         out_dir = Path(scratch) if check else target
+        done = _generate_all(recipes, out_dir, jobs, finished)
         for name in sorted(recipes):
-            recipe = recipes[name]
-            files: dict[str, dict[str, object]] = {}
             for split in SPLITS:
-                plan = recipe.splits[split]
-                start = time.perf_counter()
-                arrays = recipe.generate(recipe.spec, plan)
-                filename = data.split_filename(name, split)
-                path = data.write_split(out_dir / filename, recipe.spec, split, arrays, plan.seed, recipe.generator, recipe.extra_attrs)
-                seconds = time.perf_counter() - start
-                sha, size = data.file_sha256(path), path.stat().st_size
-                files[filename] = {"sha256": sha, "size": size}
-                row = FileReport(task=name, name=filename, sha256=sha, size=size, seconds=seconds)
+                w = done[(name, split)]
+                row = FileReport(task=name, name=w.name, sha256=w.sha256, size=w.size, seconds=w.seconds, together=w.together)
                 if check:
-                    canonical = target / filename
+                    canonical = target / w.name
                     if not canonical.is_file():
-                        row = FileReport(name, filename, sha, size, seconds, identical=False, note="canonical file missing")
-                    elif data.file_sha256(canonical) == sha:
-                        row = FileReport(name, filename, sha, size, seconds, identical=True)
+                        row = dataclasses.replace(row, identical=False, note="canonical file missing")
+                    elif data.file_sha256(canonical) == w.sha256:
+                        row = dataclasses.replace(row, identical=True)
                     else:
-                        deviation, equivalent, note = _compare(path, canonical, name, split)
-                        row = FileReport(name, filename, sha, size, seconds, False, deviation, note, equivalent)
+                        deviation, equivalent, note = _compare(out_dir / w.name, canonical, name, split)
+                        row = dataclasses.replace(row, identical=False, max_abs_deviation=deviation, note=note, equivalent=equivalent)
                 report.rows.append(row)
-            if not check:
-                # Per task, so that a failure later on leaves every finished task verifiable.
-                data.write_manifest(target, {name: {"version": recipe.spec.version, "files": files}})
+    report.wall_seconds = time.perf_counter() - started
     return report
 
 
-def build(tasks: Sequence[str] | None = None, directory: str | os.PathLike[str] | None = None, check: bool = False) -> BuildReport:
+def build(tasks: Sequence[str] | None = None, directory: str | os.PathLike[str] | None = None, check: bool = False, jobs: int | None = None) -> BuildReport:
     """Build the named built-in tasks (all when ``None``) into ``directory`` (default: the data directory).
 
     With ``check``, nothing in ``directory`` changes: the splits are regenerated in a
-    temporary directory and compared with the files there.
+    temporary directory and compared with the files there. ``jobs`` worker processes
+    share the files (default: :func:`default_build_jobs`).
     """
     from .specs import ALL_RECIPES  # imported here: it pulls in every task and system module
 
@@ -218,4 +306,4 @@ def build(tasks: Sequence[str] | None = None, directory: str | os.PathLike[str] 
         raise ValueError(f"unknown task(s) {unknown}; built-in tasks: {', '.join(sorted(ALL_RECIPES))}")
     if not names:
         raise ValueError("no task to build; name at least one, or pass None for all")
-    return build_recipes({n: ALL_RECIPES[n] for n in names}, directory, check)
+    return build_recipes({n: ALL_RECIPES[n] for n in names}, directory, check, default_build_jobs() if jobs is None else jobs)

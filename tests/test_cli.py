@@ -204,6 +204,10 @@ def test_data_build_check_and_rebuild_into_another_directory(tmp_path: Path, cap
     assert code == 0 and len(list(tmp_path.glob("heat-forecast.*.h5"))) == 3
     code, out, _ = run_main(["data", "verify", "--task", "heat-forecast", "--data-dir", str(tmp_path)], capsys)
     assert code == 0 and out.startswith("ok  heat-forecast")
+    code, out, _ = run_main(["data", "build", "--task", "heat-forecast", "--data-dir", str(tmp_path), "--jobs", "2"], capsys)
+    assert code == 0 and "2 process(es)" in out and "s wall" in out
+    code, _, err = run_main(["data", "build", "--task", "heat-forecast", "--jobs", "0"], capsys)
+    assert code == 2 and "--jobs" in err
 
 
 def test_two_distributions_claiming_one_name_exit_2(fake_dist, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -149,8 +150,29 @@ def test_builds_are_byte_identical(tmp_path: Path) -> None:
     assert set(data.verify_all(tmp_path / "a")) == set(heat.RECIPES)
 
 
+def test_parallel_build_writes_the_same_bytes_as_a_serial_one(tmp_path: Path) -> None:
+    serial = build_recipes(heat.RECIPES, tmp_path / "serial", jobs=1)
+    parallel = build_recipes(heat.RECIPES, tmp_path / "parallel", jobs=2)
+    assert parallel.jobs == 2 and parallel.wall_seconds is not None
+    assert [(r.name, r.sha256) for r in serial.rows] == [(r.name, r.sha256) for r in parallel.rows]
+    assert (tmp_path / "serial" / data.MANIFEST_NAME).read_bytes() == (tmp_path / "parallel" / data.MANIFEST_NAME).read_bytes()
+    assert "2 process(es)" in parallel.format()
+    with pytest.raises(ValueError, match="jobs"):
+        build_recipes(heat.RECIPES, tmp_path / "x", jobs=0)
+
+
+def test_recipe_groups_name_each_split_once() -> None:
+    recipe = heat.RECIPES[TASK]
+    with pytest.raises(ValueError, match="generate_together"):
+        dataclasses.replace(recipe, together=(("val", "test"),))
+    with pytest.raises(ValueError, match="at most once"):
+        dataclasses.replace(recipe, generate_together=lambda spec, plans: {}, together=(("val", "test"), ("test",)))
+    grouped = dataclasses.replace(recipe, generate_together=lambda spec, plans: {}, together=(("val", "test"),))
+    assert grouped.units() == [("val", "test"), ("train",)]
+
+
 def test_check_reproduces_the_committed_files() -> None:
-    report = build_recipes(OURS, check=True)
+    report = build_recipes(OURS, check=True, jobs=2)
     assert report.ok, report.format()
     assert len(report.rows) == 3 * len(OURS) and all(row.passed for row in report.rows)
     assert "identical" in report.format() or "equivalent" in report.format()

@@ -9,11 +9,13 @@ from scipy.integrate import solve_ivp
 
 from odebench.tasks._recipe import SplitPlan
 from odebench.tasks.ks import KS_CLASSIFY, KS_FORECAST, RECIPES
-from odebench.tasks.systems import ETDRK4, etdrk4_coefficients, random_fourier_field
+from odebench.tasks.systems import ETDRK4, _fft, etdrk4_coefficients, random_fourier_field
 from odebench.tasks.systems.ks import (
     KS_LAMBDA1,
     KuramotoSivashinsky,
     ScreenConfig,
+    WindowRequest,
+    chaotic_window_sets,
     chaotic_windows,
     finite_time_lyapunov,
     ks_lyapunov,
@@ -171,6 +173,51 @@ def test_chaotic_windows_from_one_trajectory_keep_their_own_spacing() -> None:
     assert not np.array_equal(out.u[0, 0], out.u[1, 0])
 
 
+def test_folded_nonlinear_scale_is_the_same_scheme(attractor_states: np.ndarray) -> None:
+    """KS's stepper folds −½ik into the coefficients; the plain scheme on the full 𝒩 agrees
+    to rounding over 20 time units (chaos amplifies the last bits only slowly there)."""
+    plain = ETDRK4(L22.linear_op, L22.nonlinear, 0.05)
+    v, w = L22.to_fourier(attractor_states), L22.to_fourier(attractor_states)
+    folded = L22.stepper(0.05)
+    for _ in range(400):
+        v, w = plain.step(v), folded.step(w)
+    assert np.abs(L22.to_physical(v) - L22.to_physical(w)).max() < 1e-9
+    assert L22.stepper(0.05) is folded  # coefficients computed once per step size
+
+
+@pytest.mark.parametrize("shape", [(5, 64), (2, 3, 64), (1, 8), (4, 62)])
+def test_direct_fft_calls_are_numpy_fft_bit_for_bit(shape: tuple[int, ...]) -> None:
+    u = np.random.default_rng(3).standard_normal(shape)
+    v = np.fft.rfft(u, axis=-1)
+    assert np.array_equal(_fft.rfft(u), v)
+    assert np.array_equal(_fft.irfft(v, shape[-1]), np.fft.irfft(v, shape[-1], -1))
+    if int(np.__version__.split(".")[0]) >= 2:
+        assert _fft.FAST_PATH  # the gufuncs exist from NumPy 2.0 on
+
+
+def test_window_sets_in_one_batch_equal_each_set_alone() -> None:
+    """Batching requests only shares the cost: each request's windows (and screen exponents)
+    are bit for bit what it draws alone, with windows of different spacings in one batch."""
+    config = ScreenConfig(transient=100.0, screen_time=40.0, align_time=5.0)
+    requests = lambda: [WindowRequest(np.random.default_rng(s), n, dt) for s, n, dt in ((1, 3, 0.5), (2, 5, np.array([0.5, 1.0, 0.5, 0.5, 1.0])), (3, 1, 1.0))]  # noqa: E731
+    together = chaotic_window_sets(requests(), 4, per_trajectory=2, gap=10.0, config=config, max_dt_sample=1.0)
+    for request, batched in zip(requests(), together):
+        alone = chaotic_window_sets([request], 4, per_trajectory=2, gap=10.0, config=config, max_dt_sample=1.0)[0]
+        assert np.array_equal(alone.u, batched.u) and np.array_equal(alone.exponent, batched.exponent)
+
+
+def test_splits_generated_together_equal_the_splits_alone() -> None:
+    """What a build batches is what a fresh test split generates alone."""
+    for name, n_times in (("ks-forecast", 21), ("ks-classify", KS_CLASSIFY.n_times)):
+        recipe = RECIPES[name]
+        plans = {"val": SplitPlan(2, n_times, 11), "test": SplitPlan(9, n_times, 12)}
+        together = recipe.generate_together(recipe.spec, plans)
+        for split, plan in plans.items():
+            alone = recipe.generate(recipe.spec, plan)
+            assert np.array_equal(alone.u, together[split].u) and np.array_equal(alone.params, together[split].params)
+            assert (alone.y is None and together[split].y is None) or np.array_equal(alone.y, together[split].y)
+
+
 def test_input_validation() -> None:
     with pytest.raises(ValueError, match="u0\\[None\\]"):
         simulate_ks(np.zeros(64), 22.0, 0.5, 3, 0.05)
@@ -197,7 +244,7 @@ def test_specs_and_plans() -> None:
     assert KS_FORECAST.horizon * KS_FORECAST.lyapunov_exponent >= 6.0
     assert max(KS_FORECAST.eval_times) == KS_FORECAST.horizon
     for name, recipe in RECIPES.items():
-        assert recipe.spec.name == name and recipe.spec.version == "1.1"
+        assert recipe.spec.name == name and recipe.spec.version == "1.2"
         seeds = [plan.seed for plan in recipe.splits.values()]
         assert len(set(seeds)) == 3
         assert recipe.splits["test"].n_times == recipe.spec.n_times

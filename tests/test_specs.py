@@ -30,7 +30,8 @@ def test_all_six_tasks_are_collected() -> None:
 def test_entry_point_loads_the_spec(name: str) -> None:
     spec = registry.load_task(name)
     assert spec is specs.ALL_SPECS[name]
-    assert spec.version == "1.1" and spec.kind == name.rsplit("-", 1)[1]
+    # 1.2: KS generated about twice as fast (the screen's twin at the large step only), new draws
+    assert spec.version == ("1.2" if name.startswith("ks-") else "1.1") and spec.kind == name.rsplit("-", 1)[1]
     assert spec.description
     json.dumps(spec.to_dict())  # stored in every split file and result record
 

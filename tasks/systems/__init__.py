@@ -18,6 +18,8 @@ from .ks import (
     ChaoticWindows,
     KuramotoSivashinsky,
     ScreenConfig,
+    WindowRequest,
+    chaotic_window_sets,
     chaotic_windows,
     finite_time_lyapunov,
     ks_lyapunov,
@@ -72,5 +74,7 @@ __all__ = [
     "ks_lyapunov",
     "ScreenConfig",
     "ChaoticWindows",
+    "WindowRequest",
     "chaotic_windows",
+    "chaotic_window_sets",
 ]

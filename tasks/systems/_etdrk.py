@@ -50,24 +50,46 @@ class ETDRK4:
 
     ``nonlinear`` maps coefficients ``v`` to 𝒩(v) of the same shape; the coefficients of
     ``linear_op`` broadcast against ``v`` (one row per trajectory allows a batch of
-    different systems).
+    different systems). With ``nonlinear_scale`` = g, 𝒩(v) = g ⊙ ``nonlinear``(v): a fixed
+    diagonal factor (KS's −½ik) is folded into the step's coefficients once instead of
+    being applied at every stage. A step is 4 evaluations and about twenty array
+    operations; on the small batches the data use, their per-call cost is most of it, so
+    the step makes as few calls as the scheme allows.
     """
 
-    def __init__(self, linear_op: np.ndarray, nonlinear: Callable[[np.ndarray], np.ndarray], h: float, n_contour: int = 32) -> None:
+    def __init__(self, linear_op: np.ndarray, nonlinear: Callable[[np.ndarray], np.ndarray], h: float, n_contour: int = 32, nonlinear_scale: np.ndarray | None = None) -> None:
         self.h = float(h)
         self.nonlinear = nonlinear
         self.e, self.e2, self.q, self.f1, self.f2, self.f3 = etdrk4_coefficients(linear_op, h, n_contour)
+        g = 1.0 if nonlinear_scale is None else np.asarray(nonlinear_scale)
+        # Complex copies: multiplying a complex array by a real one casts the real one first,
+        # at every call. (x + 0j)(a + bi) rounds exactly like the real product.
+        self._e, self._e2 = self.e.astype(np.complex128), self.e2.astype(np.complex128)
+        self._q, self._f1, self._f2x2, self._f3 = (np.asarray(c, dtype=np.complex128) for c in (self.q * g, self.f1 * g, 2.0 * self.f2 * g, self.f3 * g))
 
     def step(self, v: np.ndarray) -> np.ndarray:
         """One step of length ``h``."""
-        nv = self.nonlinear(v)
-        a = self.e2 * v + self.q * nv
-        na = self.nonlinear(a)
-        b = self.e2 * v + self.q * na
-        nb = self.nonlinear(b)
-        c = self.e2 * a + self.q * (2 * nb - nv)
-        nc = self.nonlinear(c)
-        return self.e * v + self.f1 * nv + 2 * self.f2 * (na + nb) + self.f3 * nc
+        n, q = self.nonlinear, self._q
+        nv = n(v)
+        e2v = self._e2 * v
+        a = q * nv
+        a += e2v
+        na = n(a)
+        b = q * na
+        b += e2v
+        nb = n(b)
+        c = 2.0 * nb
+        c -= nv
+        np.multiply(c, q, out=c)
+        c += self._e2 * a
+        nc = n(c)
+        out = self._e * v
+        out += self._f1 * nv
+        both = na + nb
+        both *= self._f2x2
+        out += both
+        out += self._f3 * nc
+        return out
 
     def advance(self, v: np.ndarray, n_steps: int) -> np.ndarray:
         """``n_steps`` steps of length ``h``."""
@@ -76,4 +98,3 @@ class ETDRK4:
         for _ in range(n_steps):
             v = self.step(v)
         return v
-

@@ -11,11 +11,13 @@ travelling wave or periodic orbit shows no exponential separation and is redrawn
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._etdrk import ETDRK4
+from ._fft import irfft, rfft
 from ._spectral import random_fourier_field, wavenumbers
 
 __all__ = [
@@ -26,7 +28,9 @@ __all__ = [
     "ks_lyapunov",
     "ScreenConfig",
     "ChaoticWindows",
+    "WindowRequest",
     "chaotic_windows",
+    "chaotic_window_sets",
 ]
 
 #: Largest Lyapunov exponent of KS at L = 22, N = 64, per time unit, as integrated by ETDRK4
@@ -59,15 +63,24 @@ class KuramotoSivashinsky:
         self.k = unit / (length[:, None] if length.ndim else length)
         self.linear_op = self.k**2 - (nu[:, None] if nu.ndim else nu) * self.k**4
         self._g = -0.5j * self.k
+        self._steppers: dict[tuple[float, int], ETDRK4] = {}
 
     def nonlinear(self, v: np.ndarray) -> np.ndarray:
         """𝒩(v) = −½ik·F[(F⁻¹v)²], the conservative form of −u u_x."""
-        u = np.fft.irfft(v, n=self.n_points, axis=-1)
-        return self._g * np.fft.rfft(u * u, axis=-1)
+        return self._g * self.square(v)
+
+    def square(self, v: np.ndarray) -> np.ndarray:
+        """F[(F⁻¹v)²]: the nonlinear term before its factor −½ik."""
+        u = irfft(v, self.n_points)
+        np.multiply(u, u, out=u)
+        return rfft(u)
 
     def stepper(self, h: float, n_contour: int = 32) -> ETDRK4:
-        """An :class:`ETDRK4` stepper of step ``h`` for this system."""
-        return ETDRK4(self.linear_op, self.nonlinear, h, n_contour)
+        """An :class:`ETDRK4` stepper of step ``h`` for this system (built once per ``h``)."""
+        key = (float(h), int(n_contour))
+        if key not in self._steppers:
+            self._steppers[key] = ETDRK4(self.linear_op, self.square, h, n_contour, nonlinear_scale=self._g)
+        return self._steppers[key]
 
     def to_fourier(self, u: np.ndarray) -> np.ndarray:
         return np.fft.rfft(np.asarray(u, dtype=np.float64), axis=-1)
@@ -131,10 +144,10 @@ class _TwinRun:
     ``eps`` every renormalisation interval; the log-growth of every interval is kept with its
     time span, so the exponent over any stretch can be read off afterwards."""
 
-    def __init__(self, system: KuramotoSivashinsky, v: np.ndarray, eps: float, rng: np.random.Generator) -> None:
+    def __init__(self, system: KuramotoSivashinsky, v: np.ndarray, eps: float, direction: np.ndarray) -> None:
         self.system = system
         self.eps = eps
-        self.pair = np.stack([v, v + eps * _perturbation(rng, v.shape, system.n_points)])
+        self.pair = np.stack([v, v + eps * direction])
         self.time = 0.0
         self._mark = 0.0
         self._spans: list[tuple[float, float]] = []
@@ -156,27 +169,32 @@ class _TwinRun:
             self.time += renorm_every
             self._renormalise()
 
-    def store(self, n_samples: int, spacing: np.ndarray, stepper: ETDRK4, renorm_steps: int) -> np.ndarray:
+    def store(self, n_samples: int, spacing: np.ndarray, stepper: ETDRK4, n_steps: int) -> np.ndarray:
         """Record ``n_samples`` states ``spacing`` steps apart (one spacing per row), float32.
 
-        The state is first rounded to float32 (the twin shifted with it), so the stored first
-        sample is exactly the state the window was integrated from.
+        The state is first rounded to float32, so the stored first sample is exactly the
+        state the window was integrated from. Only the trajectory itself is integrated at the
+        window's (fine) step: the twin would double that work for an exponent nobody reads,
+        since the screen measures after the window. The window is left out of the exponent's
+        record, and at its end the twin is re-attached ``eps`` away along the separation it
+        had at the window's start (the screen then aligns it, see ``ScreenConfig.align_time``).
+        Every row runs ``n_steps`` steps, at least its last sample's.
         """
         n_points = self.system.n_points
         start = self.system.to_physical(self.pair[0]).astype(np.float32)
-        self.pair += self.system.to_fourier(start) - self.pair[0]
+        separation = self.pair[1] - self.pair[0]
+        v = self.system.to_fourier(start)
         out = np.empty((start.shape[0], n_samples, n_points), dtype=np.float32)
         out[:, 0] = start
-        for j in range(1, int(spacing.max()) * (n_samples - 1) + 1):
-            self.pair = stepper.step(self.pair)
-            self.time += stepper.h
+        for j in range(1, n_steps + 1):
+            v = stepper.step(v)
             rows = np.flatnonzero((j % spacing == 0) & (j // spacing < n_samples))
             if rows.size:
-                out[rows, j // spacing[rows]] = self.system.to_physical(self.pair[0, rows])
-            if j % renorm_steps == 0:
-                self._renormalise()
-        if self.time > self._mark + 1e-9:
-            self._renormalise()
+                out[rows, j // spacing[rows]] = self.system.to_physical(v[rows])
+        dist = np.linalg.norm(self.system.to_physical(separation), axis=-1)
+        self.pair = np.stack([v, v + separation * (self.eps / dist)[:, None]])
+        self.time += n_steps * stepper.h
+        self._mark = self.time
         return out
 
     def exponent(self, start: float, duration: float) -> np.ndarray:
@@ -185,8 +203,11 @@ class _TwinRun:
         inside = (spans[:, 0] >= start - 1e-9) & (spans[:, 1] <= start + duration + 1e-9)
         if not inside.any():
             raise ValueError(f"no renormalisation interval lies in [{start}, {start + duration}]")
-        growth = np.stack(self._growth)[inside]
-        return growth.sum(axis=0) / float(np.sum(spans[inside, 1] - spans[inside, 0]))
+        # One row per trajectory, summed along its own contiguous row: the rounding of a sum
+        # over axis 0 depends on how many columns there are, so a trajectory's exponent
+        # would depend on the batch it ran in.
+        growth = np.ascontiguousarray(np.stack(self._growth)[inside].T)
+        return growth.sum(axis=-1) / float(np.sum(spans[inside, 1] - spans[inside, 0]))
 
 
 def finite_time_lyapunov(system: KuramotoSivashinsky, v: np.ndarray, h: float, time: float, *, renorm_every: float = 1.0, eps: float = 1e-8, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -199,7 +220,8 @@ def finite_time_lyapunov(system: KuramotoSivashinsky, v: np.ndarray, h: float, t
     v = np.asarray(v)
     if v.ndim != 2:
         raise ValueError(f"v must hold rfft coefficients of shape (batch, n_points // 2 + 1), got {v.shape}")
-    run = _TwinRun(system, v, eps, np.random.default_rng(0) if rng is None else rng)
+    rng = np.random.default_rng(0) if rng is None else rng
+    run = _TwinRun(system, v, eps, _perturbation(rng, v.shape, system.n_points))
     run.coast(time, system.stepper(h), renorm_every)
     return run.pair[0], run.exponent(0.0, time)
 
@@ -231,8 +253,11 @@ class ScreenConfig:
     the accurate step ``h``; between windows of one trajectory and after the last, the
     large step is used again. A twin trajectory ``eps`` away, renormalised every
     ``renorm_every`` time units, gives the finite-time Lyapunov exponent over the
-    ``screen_time`` units that follow each window; below ``min_exponent`` the window is
-    redrawn. Screening after the window rather than over it is deliberate: an attracting
+    ``screen_time`` units that follow each window (after ``align_time`` units that let the
+    twin, re-attached at the window's end, turn into the most unstable direction again);
+    below ``min_exponent`` the window is redrawn. The twin only follows at the large step:
+    within a window it would double the accurate integration's cost. Screening after the
+    window rather than over it is deliberate: an attracting
     equilibrium, travelling wave or periodic orbit is never left again, so a trajectory
     still chaotic after the window was chaotic throughout it, whereas an average over the
     window itself can hide a collapse near its end.
@@ -249,11 +274,16 @@ class ScreenConfig:
     ic_max_abs: float = 1.0
     eps: float = 1e-8
     max_rounds: int = 20
+    align_time: float = 20.0
 
     def __post_init__(self) -> None:
         for name in ("h", "transient", "transient_h", "screen_time", "renorm_every", "ic_max_abs", "eps"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"ScreenConfig.{name} must be positive, got {getattr(self, name)}")
+        if not self.align_time >= 0:
+            raise ValueError(f"ScreenConfig.align_time must be >= 0, got {self.align_time}")
+        if self.align_time:
+            _steps_per(self.align_time, self.renorm_every, "ScreenConfig.align_time", "ScreenConfig.renorm_every")
         if self.max_rounds < 1:
             raise ValueError(f"ScreenConfig.max_rounds must be >= 1, got {self.max_rounds}")
         _steps_per(self.renorm_every, self.h, "ScreenConfig.renorm_every", "ScreenConfig.h")
@@ -275,24 +305,46 @@ class ChaoticWindows:
     n_replaced: int
 
 
-def _candidate_windows(rng: np.random.Generator, system: KuramotoSivashinsky, spacing: np.ndarray, n_samples: int, gap: float, cfg: ScreenConfig) -> tuple[np.ndarray, np.ndarray]:
-    """One trajectory per row of ``spacing`` ``(n_traj, per_trajectory)``: windows and exponents."""
+@dataclass(frozen=True)
+class WindowRequest:
+    """One set of windows for :func:`chaotic_window_sets`: its own generator, how many windows
+    and their sample spacing (one value, or one per window)."""
+
+    rng: np.random.Generator
+    n: int
+    dt_sample: float | np.ndarray
+
+
+def _candidate_windows(rngs: Sequence[np.random.Generator], system: KuramotoSivashinsky, spacings: Sequence[np.ndarray], n_samples: int, gap: float, cfg: ScreenConfig, window_steps: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Trajectories for several generators in one batch, one per row of each ``spacing``
+    ``(n_traj, per_trajectory)``: (windows, exponents) per generator.
+
+    Each generator draws what it would draw alone, in the same order (its starts, then its
+    twins' directions), every window lasts ``window_steps`` accurate steps whatever the
+    batch holds, and NumPy's FFT and arithmetic treat every row of a batch alike, so a
+    generator's windows do not depend on what else is in the batch.
+    """
+    sizes = [int(sp.shape[0]) for sp in spacings]
+    spacing = np.concatenate(spacings)
     n_traj, per_trajectory = spacing.shape
-    u0 = random_fourier_field(rng, n_traj, cfg.n_points, cfg.ic_cutoff, cfg.ic_max_abs)
+    u0 = np.concatenate([random_fourier_field(rng, k, cfg.n_points, cfg.ic_cutoff, cfg.ic_max_abs) for rng, k in zip(rngs, sizes)])
     coarse = system.stepper(cfg.transient_h)
     fine = system.stepper(cfg.h)
     v = coarse.advance(system.to_fourier(u0), _steps_per(cfg.transient, cfg.transient_h, "ScreenConfig.transient", "ScreenConfig.transient_h"))
-    run = _TwinRun(system, v, cfg.eps, rng)
-    renorm_steps = _steps_per(cfg.renorm_every, cfg.h, "renorm_every")
+    direction = np.concatenate([_perturbation(rng, (k, v.shape[-1]), cfg.n_points) for rng, k in zip(rngs, sizes)])
+    run = _TwinRun(system, v, cfg.eps, direction)
     windows = np.empty((n_traj, per_trajectory, n_samples, cfg.n_points), dtype=np.float32)
     ends = []
     for k in range(per_trajectory):
         if k:
             run.coast(gap, coarse, cfg.renorm_every)
-        windows[:, k] = run.store(n_samples, spacing[:, k], fine, renorm_steps)
+        windows[:, k] = run.store(n_samples, spacing[:, k], fine, window_steps)
         ends.append(run.time)
-    run.coast(cfg.renorm_every * np.ceil(cfg.screen_time / cfg.renorm_every - 1e-9), coarse, cfg.renorm_every)
-    return windows, np.stack([run.exponent(end, cfg.screen_time) for end in ends], axis=1)
+    after = cfg.align_time + cfg.screen_time
+    run.coast(cfg.renorm_every * np.ceil(after / cfg.renorm_every - 1e-9), coarse, cfg.renorm_every)
+    exps = np.stack([run.exponent(end + cfg.align_time, cfg.screen_time) for end in ends], axis=1)
+    cuts = np.cumsum(sizes)[:-1]
+    return list(zip(np.split(windows, cuts), np.split(exps, cuts)))
 
 
 def chaotic_windows(rng: np.random.Generator, n: int, n_samples: int, dt_sample: float | np.ndarray, *, per_trajectory: int = 1, gap: float = 0.0, length: float = 22.0, nu: float = 1.0, config: ScreenConfig = ScreenConfig()) -> ChaoticWindows:
@@ -304,32 +356,82 @@ def chaotic_windows(rng: np.random.Generator, n: int, n_samples: int, dt_sample:
     screen are redrawn from the same ``rng``, so the result is a deterministic function of
     the generator's state.
     """
-    if n < 1 or n_samples < 1 or per_trajectory < 1:
-        raise ValueError(f"need n, n_samples and per_trajectory >= 1, got {n}, {n_samples}, {per_trajectory}")
+    return chaotic_window_sets([WindowRequest(rng, n, dt_sample)], n_samples, per_trajectory=per_trajectory, gap=gap, length=length, nu=nu, config=config)[0]
+
+
+class _Pending:
+    """The bookkeeping of one request across the screen's rounds."""
+
+    def __init__(self, request: WindowRequest, n_samples: int, per_trajectory: int, config: ScreenConfig) -> None:
+        if request.n < 1:
+            raise ValueError(f"need n >= 1 windows, got {request.n}")
+        dt = np.broadcast_to(np.asarray(request.dt_sample, dtype=np.float64), (request.n,))
+        self.spacing = np.array([_steps_per(float(d), config.h, "dt_sample", "ScreenConfig.h") for d in dt])
+        self.request, self.per_trajectory = request, per_trajectory
+        self.u = np.empty((request.n, n_samples, config.n_points), dtype=np.float32)
+        self.exponent = np.empty(request.n)
+        self.pending = np.arange(request.n)
+        self.replaced = 0
+        self.slots = np.empty((0, per_trajectory), dtype=int)
+
+    def candidates(self) -> np.ndarray:
+        """The spacing of this round's candidates, one row per trajectory (pending windows in order)."""
+        n_traj = -(-self.pending.size // self.per_trajectory)
+        flat = np.full(n_traj * self.per_trajectory, -1)
+        flat[: self.pending.size] = self.pending
+        self.slots = flat.reshape(n_traj, self.per_trajectory)
+        return self.spacing[np.maximum(self.slots, 0)]
+
+    def take(self, windows: np.ndarray, exps: np.ndarray, min_exponent: float) -> None:
+        """Keep the candidates that passed; what failed stays pending, to be redrawn."""
+        used = self.slots >= 0
+        ok = used & (exps >= min_exponent)
+        self.u[self.slots[ok]] = windows[ok]
+        self.exponent[self.slots[ok]] = exps[ok]
+        self.pending = np.sort(self.slots[used & ~ok])
+        self.replaced += self.pending.size
+
+
+def chaotic_window_sets(
+    requests: Sequence[WindowRequest], n_samples: int, *, per_trajectory: int = 1, gap: float = 0.0, length: float = 22.0, nu: float = 1.0,
+    config: ScreenConfig = ScreenConfig(), max_dt_sample: float | None = None,
+) -> list[ChaoticWindows]:
+    """:func:`chaotic_windows` for several requests at once, integrated as one batch.
+
+    Every window's accurate stage lasts ``max_dt_sample`` × (``n_samples`` − 1) (default:
+    the largest spacing requested), so with the same ``max_dt_sample`` each request's
+    windows are what it draws alone, bit for bit (see :func:`_candidate_windows`):
+    batching only spreads the fixed cost of every array operation, which on batches of
+    tens of trajectories is most of a step.
+    """
+    if n_samples < 1 or per_trajectory < 1:
+        raise ValueError(f"need n_samples and per_trajectory >= 1, got {n_samples}, {per_trajectory}")
+    if not requests:
+        raise ValueError("no window request given")
     if per_trajectory > 1:
         _steps_per(gap, config.renorm_every, "gap (between windows of one trajectory)", "ScreenConfig.renorm_every")
-    dt = np.broadcast_to(np.asarray(dt_sample, dtype=np.float64), (n,))
-    spacing = np.array([_steps_per(float(d), config.h, "dt_sample", "ScreenConfig.h") for d in dt])
     system = KuramotoSivashinsky(length, config.n_points, nu)
-    u = np.empty((n, n_samples, config.n_points), dtype=np.float32)
-    exponent = np.empty(n)
-    pending = np.arange(n)
-    replaced = 0
+    states = [_Pending(r, n_samples, per_trajectory, config) for r in requests]
+    longest = max(int(st.spacing.max()) for st in states)
+    if max_dt_sample is not None:
+        allowed = _steps_per(float(max_dt_sample), config.h, "max_dt_sample", "ScreenConfig.h")
+        if allowed < longest:
+            raise ValueError(f"max_dt_sample = {max_dt_sample} is shorter than a requested dt_sample ({longest * config.h:g})")
+        longest = allowed
+    window_steps = longest * (n_samples - 1)
     for _ in range(config.max_rounds):
-        n_traj = -(-pending.size // per_trajectory)
-        flat = np.full(n_traj * per_trajectory, -1)
-        flat[: pending.size] = pending
-        slots = flat.reshape(n_traj, per_trajectory)
-        windows, exps = _candidate_windows(rng, system, spacing[np.maximum(slots, 0)], n_samples, gap, config)
-        used = slots >= 0
-        ok = used & (exps >= config.min_exponent)
-        u[slots[ok]] = windows[ok]
-        exponent[slots[ok]] = exps[ok]
-        pending = np.sort(slots[used & ~ok])
-        if pending.size == 0:
-            return ChaoticWindows(u, exponent, replaced)
-        replaced += pending.size
-    raise RuntimeError(
-        f"{pending.size} of {n} windows still failed the chaos screen after {config.max_rounds} rounds at "
-        f"length={length}, nu={nu}: random starts there settle on non-chaotic states; choose a chaotic domain length"
-    )
+        active = [st for st in states if st.pending.size]
+        if not active:
+            break
+        spacings = [st.candidates() for st in active]
+        results = _candidate_windows([st.request.rng for st in active], system, spacings, n_samples, gap, config, window_steps)
+        for st, (windows, exps) in zip(active, results):
+            st.take(windows, exps, config.min_exponent)
+    failed = sum(st.pending.size for st in states)
+    if failed:
+        total = sum(r.n for r in requests)
+        raise RuntimeError(
+            f"{failed} of {total} windows still failed the chaos screen after {config.max_rounds} rounds at "
+            f"length={length}, nu={nu}: random starts there settle on non-chaotic states; choose a chaotic domain length"
+        )
+    return [ChaoticWindows(st.u, st.exponent, st.replaced) for st in states]
