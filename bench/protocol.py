@@ -7,7 +7,8 @@ hardware: wall-clock time is a measured cost, and the job timeout only a safety 
 A protocol carries a ``version``, bumped whenever what it fixes changes; the
 leaderboard never ranks runs of two versions in one table.
 
-* Optimiser: Adam (β = 0.9, 0.999), peak learning rate 3e-3, gradient-norm clipping at 1.0.
+* Optimiser: Adam (β = 0.9, 0.999; :mod:`odebench.optim`, torch's algorithm without its
+  2 s import), peak learning rate 3e-3, gradient-norm clipping at 1.0.
   (Measured on the baselines, 3 seeds each: 3e-3 against 1e-3 under the same 2000-step
   cosine schedule lifted the Neural ODE's Lorenz-63 VPT from 2.5 to 3.2 Lyapunov times
   and the LM-ResNet's Lorenz-63 accuracy from 0.80 to 0.94; the ResNet's heat nRMSE

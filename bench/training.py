@@ -19,6 +19,7 @@ import torch
 
 from .measure import GpuPeak, Stopwatch
 from .nfe_guard import NFEGuard
+from .optim import Adam
 from .protocol import Protocol, learning_rate
 from .spec import ModelOutputError, TaskData, TaskSpec, TrainingSet, check_model_output, read_nfe
 from .weights import tensor_state
@@ -64,7 +65,7 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
         facts["note"] = "no trainable parameters: nothing to train"
         return facts, 0.0, 0.0
     batches = task.objective.training_set(task, data, protocol, device, seed)
-    optimiser = torch.optim.Adam(params, lr=protocol.learning_rate, weight_decay=protocol.weight_decay)
+    optimiser = Adam(params, lr=protocol.learning_rate, weight_decay=protocol.weight_decay)
     clock = Stopwatch(device)
     started = time.perf_counter()
     best_loss = math.inf
@@ -75,14 +76,13 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
     model.train()
     for step in range(protocol.max_steps):
         with clock.running():
-            for group in optimiser.param_groups:
-                group["lr"] = learning_rate(protocol, step)
+            optimiser.lr = learning_rate(protocol, step)
             batch = batches.sample()
             nfe0 = read_nfe(model)
             with guard.call("training forward"):
                 loss = batches.loss(model, batch)
             nfe1 = read_nfe(model)
-            optimiser.zero_grad(set_to_none=True)
+            optimiser.zero_grad()
             with guard.call("training backward"):
                 loss.backward()
             nfe2 = read_nfe(model)

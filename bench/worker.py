@@ -38,15 +38,13 @@ def _limit_memory(max_bytes: int) -> None:
 def warm_up() -> None:
     """Import now what every job needs, so a spare worker is ready when its job arrives.
 
-    Besides torch and the data stack, the first optimiser construction imports torch's
-    compiler front end (about 1.7 s on the 2-core reference machine); a throwaway Adam
-    pays that before the job's clock could see it. Nothing here touches a random state.
+    The harness's own Adam (:mod:`odebench.optim`) spares every worker the 2 s import of
+    torch's compiler front end that constructing ``torch.optim.Adam`` costs. Nothing here
+    touches a random state.
     """
-    import torch
+    import torch  # noqa: F401 - imported for its import cost
 
-    from . import data, jobs, registry, toolkit  # noqa: F401 - imported for their import cost (toolkit: torchdiffeq, scipy)
-
-    torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
+    from . import data, jobs, optim, registry, toolkit  # noqa: F401 - imported for their import cost (toolkit: torchdiffeq, scipy)
 
 
 def main() -> int:
