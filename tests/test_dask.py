@@ -34,6 +34,14 @@ def _dask() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "distributed.cli.dask_spec"]
 
 
+def _scheduler_address(path: Path) -> str | None:
+    """The address in a Dask scheduler file, or None while it is missing or half-written."""
+    try:
+        return str(json.loads(path.read_text())["address"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 @pytest.fixture
 def cluster(tmp_path: Path, fake_models) -> Iterator[str]:
     """tcp://127.0.0.1:PORT of a scheduler with two single-thread workers (no nanny)."""
@@ -41,9 +49,11 @@ def cluster(tmp_path: Path, fake_models) -> Iterator[str]:
     procs = [subprocess.Popen([*_dask(), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
     try:
         deadline = time.monotonic() + 60
-        while not scheduler_file.is_file() and time.monotonic() < deadline:
+        address = _scheduler_address(scheduler_file)
+        while address is None and time.monotonic() < deadline:  # the file appears before it is written
             time.sleep(0.1)
-        address = json.loads(scheduler_file.read_text())["address"]
+            address = _scheduler_address(scheduler_file)
+        assert address is not None, "the Dask scheduler wrote no address within 60 s"
         assert address.startswith("tcp://127.0.0.1:")
         for i in range(2):
             procs.append(subprocess.Popen([*_dask(), "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-nanny", "--no-dashboard", "--name", f"w{i}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
