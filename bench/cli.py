@@ -243,11 +243,9 @@ def _fresh_test_splits(task_names: Sequence[str], seed: int | None) -> dict[str,
 
 def default_jobs(threads: int) -> int:
     """Jobs at once by default: the cores this process may use, divided by threads per job."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, threads))
+    from ._cores import available_cores
+
+    return max(1, available_cores() // max(1, threads))
 
 
 def default_memory_cap(parallel_jobs: int, share: float = 0.8) -> int | None:

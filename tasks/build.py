@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import data
+from .._cores import available_cores
 from ..spec import TaskSpec
 from ._recipe import SPLITS, Recipe
 
-__all__ = ["FLOAT64_ULPS", "FileReport", "BuildReport", "build", "build_recipes", "default_build_jobs"]
+__all__ = ["FLOAT64_ULPS", "FileReport", "BuildReport", "build", "build_recipes"]
 
 #: How many units in the last place a regenerated float64 array may differ by.
 FLOAT64_ULPS = 4
@@ -208,14 +209,6 @@ def _generate_unit(recipe: Recipe, task: str, splits: tuple[str, ...], out_dir: 
     return [_Written(paths[split].name, data.file_sha256(paths[split]), paths[split].stat().st_size, seconds, names) for split in splits]
 
 
-def default_build_jobs() -> int:
-    """Worker processes of a build by default: the cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
 def _generate_all(recipes: Mapping[str, Recipe], out_dir: Path, jobs: int, finished: Callable[[str, dict[str, _Written]], None]) -> dict[tuple[str, str], _Written]:
     """Every split of every recipe, the largest units first over ``jobs`` processes;
     ``finished(task, files)`` runs as soon as all of a task's files are written."""
@@ -254,7 +247,8 @@ def build_recipes(recipes: Mapping[str, Recipe], directory: str | os.PathLike[st
 
     ``jobs`` > 1 generates the files in that many worker processes, the largest first
     (by :meth:`Recipe.estimated_seconds`); the recipes must then be picklable (module-level
-    generator functions). A file's ``seconds`` is its own generation and writing time.
+    generator functions). A file's ``seconds`` is its own generation and writing time, or
+    its batch's when it was generated with others (``FileReport.together``).
     """
     target = Path(directory) if directory is not None else data.data_dir()
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
@@ -296,7 +290,7 @@ def build(tasks: Sequence[str] | None = None, directory: str | os.PathLike[str] 
 
     With ``check``, nothing in ``directory`` changes: the splits are regenerated in a
     temporary directory and compared with the files there. ``jobs`` worker processes
-    share the files (default: :func:`default_build_jobs`).
+    share the files (default: the cores this process may use).
     """
     from .specs import ALL_RECIPES  # imported here: it pulls in every task and system module
 
@@ -306,4 +300,4 @@ def build(tasks: Sequence[str] | None = None, directory: str | os.PathLike[str] 
         raise ValueError(f"unknown task(s) {unknown}; built-in tasks: {', '.join(sorted(ALL_RECIPES))}")
     if not names:
         raise ValueError("no task to build; name at least one, or pass None for all")
-    return build_recipes({n: ALL_RECIPES[n] for n in names}, directory, check, default_build_jobs() if jobs is None else jobs)
+    return build_recipes({n: ALL_RECIPES[n] for n in names}, directory, check, available_cores() if jobs is None else jobs)

@@ -60,12 +60,12 @@ class ETDRK4:
     def __init__(self, linear_op: np.ndarray, nonlinear: Callable[[np.ndarray], np.ndarray], h: float, n_contour: int = 32, nonlinear_scale: np.ndarray | None = None) -> None:
         self.h = float(h)
         self.nonlinear = nonlinear
-        self.e, self.e2, self.q, self.f1, self.f2, self.f3 = etdrk4_coefficients(linear_op, h, n_contour)
+        e, e2, q, f1, f2, f3 = etdrk4_coefficients(linear_op, h, n_contour)
         g = 1.0 if nonlinear_scale is None else np.asarray(nonlinear_scale)
-        # Complex copies: multiplying a complex array by a real one casts the real one first,
+        # Stored complex: multiplying a complex array by a real one casts the real one first,
         # at every call. (x + 0j)(a + bi) rounds exactly like the real product.
-        self._e, self._e2 = self.e.astype(np.complex128), self.e2.astype(np.complex128)
-        self._q, self._f1, self._f2x2, self._f3 = (np.asarray(c, dtype=np.complex128) for c in (self.q * g, self.f1 * g, 2.0 * self.f2 * g, self.f3 * g))
+        self._e, self._e2 = e.astype(np.complex128), e2.astype(np.complex128)
+        self._q, self._f1, self._f2x2, self._f3 = (np.asarray(c, dtype=np.complex128) for c in (q * g, f1 * g, 2.0 * f2 * g, f3 * g))
 
     def step(self, v: np.ndarray) -> np.ndarray:
         """One step of length ``h``."""
