@@ -42,7 +42,10 @@ class LMForecaster(ResNetForecaster):
     """Forecast by ``depth`` LM steps of one shared ``g`` and ``k`` per sample interval.
 
     The rollout is the ResNet's; only the step rule differs, and the two-step history
-    runs across sample intervals.
+    runs across sample intervals. Read as a linear two-step method
+    ``z_{n+1} − (1 − k) z_n − k z_{n−1} = h (1 + k) f(z_n)``, consistent for any ``k``
+    with the vector field ``f = g / (h (1 + k))``; :meth:`with_discretisation` changes
+    ``h`` and keeps ``f`` and ``k``, so ``g`` is scaled by ``step_factor`` as in the ResNet.
     """
 
     def __init__(self, task: TaskSpec, field_kind: str, g: CountedField, state_scale: float, depth: int) -> None:
@@ -50,7 +53,8 @@ class LMForecaster(ResNetForecaster):
         self.k = init_k()
 
     def step(self, z: torch.Tensor, z_prev: torch.Tensor | None) -> torch.Tensor:
-        return z + self.g(z) if z_prev is None else _lm_step(z, z_prev, self.k, self.g(z))
+        gz = self.g(z) if self.step_factor == 1.0 else self.step_factor * self.g(z)
+        return z + gz if z_prev is None else _lm_step(z, z_prev, self.k, gz)
 
 
 class LMStack(nn.Module):

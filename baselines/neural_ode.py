@@ -19,6 +19,7 @@ where torchdiffeq's own ``max_num_steps`` only asserts per output interval.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -27,6 +28,7 @@ from torch import nn
 from ..spec import HyperParameter, TaskSpec
 from ..toolkit import (
     ACTIVATIONS,
+    ADAPTIVE_METHODS,
     DEFAULT_MAX_NUM_STEPS,
     CountedField,
     CountedModel,
@@ -42,7 +44,7 @@ from ..toolkit import (
 from ._fields import WindowClassifier, from_latent, state_channels, to_latent
 from ._options import COMMON_HYPERPARAMETERS, per_system, resolve_field, system_defaults
 
-__all__ = ["CLASSIFY_STEP_SIZE", "DEFAULT_METHODS", "ODEForecaster", "ODEBlock", "build_neural_ode"]
+__all__ = ["ADAPTIVE_ORDERS", "CLASSIFY_STEP_SIZE", "DEFAULT_METHODS", "ODEForecaster", "ODEBlock", "build_neural_ode"]
 
 #: Default fixed step of a classifier's hidden ODE on [0, 1]: four steps, matching the
 #: default four blocks of the ResNet classifier under ``method='euler'``.
@@ -54,6 +56,9 @@ CLASSIFY_STEP_SIZE = 0.25
 #: its 600 s cap at 1,430 of 2,000 steps with 0.915 on test). Forecasting keeps dopri5,
 #: whose steps span several sample intervals on Lorenz-63.
 DEFAULT_METHODS = {"forecast": "dopri5", "classify": "rk4"}
+#: Order of the error estimate of each adaptive method: the local error the controller
+#: holds to ``rtol``/``atol`` scales as ``h ** order``.
+ADAPTIVE_ORDERS = {"dopri5": 5, "dopri8": 8, "bosh3": 3, "fehlberg2": 2, "adaptive_heun": 2}
 _DEFAULT_RTOL = 1e-4
 _DEFAULT_ATOL = 1e-5
 
@@ -68,6 +73,33 @@ class ODEForecaster(CountedModel):
         self.field = field
         self.state_scale = state_scale
         self.solver = solver
+
+    def with_discretisation(self, step_factor: float = 1.0, method: str | None = None) -> ODEForecaster:
+        """The same vector field under another discretisation (the optional contract of
+        :mod:`odebench.spec`): the same weights, a changed :class:`~odebench.toolkit.Solver`.
+
+        ``method``: another torchdiffeq method (a fixed-step one steps by ``task.dt``, an
+        adaptive one uses this model's tolerances if it has them, else the defaults).
+        ``step_factor`` then multiplies the step: a fixed step directly; an adaptive
+        method's ``rtol`` and ``atol`` by ``step_factor ** order`` (:data:`ADAPTIVE_ORDERS`),
+        which changes the step its controller picks by about ``step_factor``, since the
+        local error of an order-``p`` pair scales as ``h ** p``.
+        """
+        factor = positive_float("step_factor", step_factor)
+        solver = self.solver
+        if method is not None and method != solver.method:
+            if method in ADAPTIVE_METHODS:
+                rtol, atol = (solver.rtol, solver.atol) if solver.adaptive else (_DEFAULT_RTOL, _DEFAULT_ATOL)
+                solver = dataclasses.replace(solver, method=method, rtol=rtol, atol=atol, step_size=None)
+            else:
+                solver = dataclasses.replace(solver, method=method, rtol=None, atol=None, step_size=self.task.dt)
+        if factor != 1.0:
+            if solver.adaptive:
+                scale = factor ** ADAPTIVE_ORDERS[solver.method]
+                solver = dataclasses.replace(solver, rtol=(solver.rtol or _DEFAULT_RTOL) * scale, atol=(solver.atol or _DEFAULT_ATOL) * scale)
+            else:
+                solver = dataclasses.replace(solver, step_size=(solver.step_size or self.task.dt) * factor)
+        return ODEForecaster(self.task, self.field_kind, self.field, self.state_scale, solver)
 
     def forward(self, u0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         check_forecast_input(self.task, u0, t)

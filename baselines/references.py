@@ -156,7 +156,8 @@ def _solver_for(task: TaskSpec, model: str, max_step: float | None) -> Solve:
 class ExactForecaster(nn.Module):
     """``forward(u0, t)``: the true system from ``u0`` (optionally perturbed) at the times ``t``.
 
-    Integrates in float64 NumPy and returns float32 on ``u0``'s device. With
+    Integrates in float64 NumPy and returns float32 on ``u0``'s device (float64 for a
+    float64 ``u0``, as a tangent computed by finite differences needs). With
     ``perturbation`` δ > 0 it starts from ``u0 + δ · std(u0) · N(0, 1)``, the standard
     deviation taken over each state and the noise drawn afresh from ``seed`` at every call,
     so item ``i`` of a batch always gets the same noise.
@@ -171,6 +172,22 @@ class ExactForecaster(nn.Module):
         self.hparams = hparams
         self.nfe = 0  # no learned vector field: nothing to count
 
+    def with_discretisation(self, step_factor: float = 1.0, method: str | None = None) -> ExactForecaster:
+        """The same system integrated with its largest step multiplied by ``step_factor``
+        (the optional discretisation contract of :mod:`odebench.spec`).
+
+        Heat has no step (its Fourier solution is exact at any time) and no integrator
+        takes another ``method``: both are refused with ``ValueError``.
+        """
+        step = self.hparams.get("max_step")
+        if method is not None:
+            raise ValueError(f"the exact reference integrates {self.task.system} with its own scheme; it has no method={method!r} to switch to")
+        if not isinstance(step, float):
+            raise ValueError(f"the exact reference of {self.task.system} has no step to change: its solution is exact at any time")
+        new_step = step * positive_float("step_factor", step_factor)
+        hparams = {**self.hparams, "max_step": new_step}
+        return ExactForecaster(self.task, _solver_for(self.task, "exact", new_step), hparams, self.perturbation, self.seed)
+
     def forward(self, u0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         check_forecast_input(self.task, u0, t)
         times, steps = _time_grid(self.task, t)
@@ -182,7 +199,8 @@ class ExactForecaster(nn.Module):
             noise = np.random.default_rng(self.seed).standard_normal(flat.shape)
             start = (flat + self.perturbation * scale[:, None] * noise).reshape(start.shape)
         out = self.solve(start, times, steps)
-        return torch.as_tensor(out, dtype=torch.float32, device=u0.device)
+        dtype = torch.float64 if u0.dtype == torch.float64 else torch.float32
+        return torch.as_tensor(out, dtype=dtype, device=u0.device)
 
 
 def _max_step(value: Any) -> float | None:

@@ -13,6 +13,7 @@ hidden layers of ``width``), linear head.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -24,52 +25,98 @@ from ..toolkit import ACTIVATIONS, CountedField, CountedModel, check_forecast_in
 from ._fields import WindowClassifier, from_latent, state_channels, to_latent
 from ._options import COMMON_HYPERPARAMETERS, per_system, resolve_field, system_defaults
 
-__all__ = ["CLASSIFY_DEPTH", "check_uniform_grid", "ResNetForecaster", "ResidualStack", "RESIDUAL_TASK_KINDS", "RESIDUAL_HYPERPARAMETERS", "build_residual_model", "build_resnet"]
+__all__ = ["CLASSIFY_DEPTH", "check_uniform_grid", "grid_multiple", "ResNetForecaster", "ResidualStack", "RESIDUAL_TASK_KINDS", "RESIDUAL_HYPERPARAMETERS", "build_residual_model", "build_resnet"]
 
 #: Default number of residual blocks of a classifier (see :data:`neural_ode.CLASSIFY_STEP_SIZE`).
 CLASSIFY_DEPTH = 4
 
 
-def check_uniform_grid(task: TaskSpec, t: torch.Tensor) -> int:
+def check_uniform_grid(task: TaskSpec, t: torch.Tensor, multiple: bool = False) -> int:
     """The number of sample intervals in ``t``; ``ValueError`` unless its spacing is ``task.dt``.
 
     A discrete model learns one map per sample interval, so it cannot forecast on another
-    spacing.
+    spacing. With ``multiple``, a spacing of a whole number of ``task.dt`` is accepted too
+    (a model whose step was changed by ``with_discretisation`` is scored on such a grid).
     """
     intervals = t.numel() - 1
     if intervals > 0:
         spacing = float(t[-1] - t[0]) / intervals
-        if not math.isclose(spacing, task.dt, rel_tol=1e-3):
+        ratio = spacing / task.dt
+        whole = round(ratio) >= 1 and math.isclose(ratio, round(ratio), rel_tol=1e-3) if multiple else math.isclose(spacing, task.dt, rel_tol=1e-3)
+        if not whole:
+            allowed = "a whole multiple of" if multiple else ""
             raise ValueError(
-                f"t has mean spacing {spacing:g}, but this discrete model steps by the task's dt={task.dt:g}; "
+                f"t has mean spacing {spacing:g}, but this discrete model steps by {allowed} the task's dt={task.dt:g}; "
                 "pass the task's grid dt * arange(n) or use neural-ode"
             )
     return intervals
 
 
-class ResNetForecaster(CountedModel):
-    """Forecast by ``depth`` residual steps of one shared ``g`` per sample interval."""
+def grid_multiple(task: TaskSpec, t: torch.Tensor) -> int:
+    """How many ``task.dt`` one interval of the uniform grid ``t`` spans (1 for a single time)."""
+    intervals = t.numel() - 1
+    return 1 if intervals < 1 else round(float(t[-1] - t[0]) / intervals / task.dt)
 
-    def __init__(self, task: TaskSpec, field_kind: str, g: CountedField, state_scale: float, depth: int) -> None:
+
+class ResNetForecaster(CountedModel):
+    """Forecast by ``depth`` residual steps of one shared ``g`` per sample interval.
+
+    Read as forward Euler, a step is ``z + h f(z)`` with the vector field ``f = g / h``
+    and ``h = dt / depth``. :meth:`with_discretisation` changes ``h`` by ``step_factor``
+    and keeps ``f``: a step becomes ``z + step_factor · g(z)``, taken
+    ``depth / step_factor`` times per sample interval.
+    """
+
+    def __init__(self, task: TaskSpec, field_kind: str, g: CountedField, state_scale: float, depth: int, step_factor: float = 1.0) -> None:
         super().__init__()
         self.task = task
         self.field_kind = field_kind
         self.g = g
         self.state_scale = state_scale
         self.depth = depth
+        self.step_factor = step_factor
 
     def step(self, z: torch.Tensor, z_prev: torch.Tensor | None) -> torch.Tensor:
         """One residual step (forward Euler); ``z_prev`` is there for multistep subclasses."""
-        return z + self.g(z)
+        gz = self.g(z)
+        return z + gz if self.step_factor == 1.0 else z + self.step_factor * gz
+
+    def with_discretisation(self, step_factor: float = 1.0, method: str | None = None) -> ResNetForecaster:
+        """The same weights with the step ``h`` multiplied by ``step_factor`` (the optional
+        discretisation contract, see :mod:`odebench.spec`).
+
+        The steps per sample interval, ``depth / step_factor``, must be a whole number on
+        the grid the model is called with: with ``step_factor = 2`` and ``depth = 1``, call
+        it on every second sample time. ``method`` (another integrator) is refused: the
+        scheme is the architecture.
+        """
+        if method is not None:
+            raise ValueError(f"{type(self).__name__} is its own integrator; it has no method={method!r} to switch to")
+        clone = copy.copy(self)
+        clone._modules = dict(self._modules)  # shares g (and k): the weights are the same objects
+        clone._parameters = dict(self._parameters)
+        clone.step_factor = self.step_factor * positive_float("step_factor", step_factor)
+        return clone
+
+    def _steps_per_interval(self, t: torch.Tensor) -> int:
+        exact = grid_multiple(self.task, t) * self.depth / self.step_factor
+        steps = round(exact)
+        if steps < 1 or not math.isclose(exact, steps, rel_tol=1e-6):
+            raise ValueError(
+                f"with step_factor={self.step_factor:g} and depth={self.depth}, one grid interval of {grid_multiple(self.task, t)} dt "
+                f"holds {exact:g} steps; call it on a grid whose spacing makes that a whole number"
+            )
+        return steps
 
     def forward(self, u0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         check_forecast_input(self.task, u0, t)
-        intervals = check_uniform_grid(self.task, t)
+        intervals = check_uniform_grid(self.task, t, multiple=self.step_factor != 1.0)
+        steps = self.depth if self.step_factor == 1.0 else self._steps_per_interval(t)
         z = to_latent(u0.to(next(self.g.parameters()).dtype), self.field_kind, self.state_scale)
         z_prev = None
         traj = [z]
         for _ in range(intervals):
-            for _ in range(self.depth):
+            for _ in range(steps):
                 z_prev, z = z, self.step(z, z_prev)
             traj.append(z)
         return from_latent(torch.stack(traj, dim=1), self.task.state_shape, self.state_scale)

@@ -36,6 +36,15 @@ group must build):
 * Optionally, the factory has an attribute ``reference = True``: the model is a
   reference (the true system, a physics-feature classifier), shown apart on the
   leaderboard and never ranked.
+* Optionally, a forecaster has a method ``with_discretisation(step_factor=1.0,
+  method=None)`` (:class:`ChangesDiscretisation`): it returns a model with the *same
+  weights* whose internal step is multiplied by ``step_factor`` and, if ``method`` is
+  given, integrated by another method (a torchdiffeq name). ``odebench analyze`` uses it
+  to ask whether a model learned a vector field or only a map for its training step (a
+  ResNet read as forward Euler, an LM-ResNet as a two-step scheme, a Neural ODE under
+  another solver). With ``step_factor = 2`` the analysis calls the model on every
+  second sample time. A change the model cannot make raises ``ValueError`` and is
+  reported as "n/a"; a model without the method shows "n/a" throughout.
 * Optionally, the factory has an attribute ``hyperparameters``
   (:class:`DeclaresHyperParameters`): one :class:`HyperParameter` per accepted
   ``--model-arg``, listed by ``odebench list models --verbose``.
@@ -76,6 +85,7 @@ __all__ = [
     "ReportsHParams",
     "DeclaresTaskKinds",
     "DeclaresHyperParameters",
+    "ChangesDiscretisation",
     "UnsupportedTaskError",
     "ModelOutputError",
     "check_model_output",
@@ -430,6 +440,13 @@ class DeclaresTaskKinds(Protocol):
     """A factory that declares the task kinds it supports."""
 
     task_kinds: tuple[str, ...]
+
+
+@runtime_checkable
+class ChangesDiscretisation(Protocol):
+    """A forecaster that can return itself (same weights) under another discretisation."""
+
+    def with_discretisation(self, step_factor: float = 1.0, method: str | None = None) -> torch.nn.Module: ...
 
 
 @runtime_checkable
