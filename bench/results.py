@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ._io import write_bytes_atomic
+from .analysis.records import is_analysis_file
 from .spec import SCHEMA_VERSION
 
 __all__ = [
@@ -204,11 +205,16 @@ class SkippedFile:
 
 
 def read_records(results_dir: str | os.PathLike[str], pattern: str = "*.json") -> tuple[list[dict[str, Any]], list[SkippedFile]]:
-    """Every valid record below ``results_dir`` (sorted by path), plus the files skipped."""
+    """Every valid record below ``results_dir`` (sorted by path), plus the files skipped.
+
+    Analysis records (``*.analysis.json``, :mod:`odebench.analysis.records`) live next to
+    the run records they analysed; they are not run records, so they are neither read
+    nor reported as skipped here.
+    """
     root = Path(results_dir)
     records: list[dict[str, Any]] = []
     skipped: list[SkippedFile] = []
-    paths: Iterable[Path] = sorted(p for p in root.rglob(pattern) if p.is_file() and not p.name.startswith("."))
+    paths: Iterable[Path] = sorted(p for p in root.rglob(pattern) if p.is_file() and not p.name.startswith(".") and not is_analysis_file(p))
     for path in paths:
         try:
             rec = read_record(path)

@@ -11,6 +11,8 @@ the same records always give byte-identical markdown and PNGs.
 * :mod:`.formats` — number formats and the harness-level cost catalogue;
 * :mod:`.markdown` — :class:`Aggregate` → markdown;
 * :mod:`.plots` — :class:`Aggregate` → PNG bytes;
+* :mod:`.dynamics` — analysis records paired with the board's runs (:class:`Dynamics`),
+  the "Learned dynamics" tables, and :mod:`.dynamics_figures` their PNG bytes;
 * this module — :func:`write_leaderboard`, which reads a results directory and writes
   the files.
 """
@@ -24,8 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._io import write_bytes_atomic
+from ..analysis.records import read_analyses
 from ..results import SkippedFile, read_records
 from .aggregate import Aggregate, Failure, TaskSummary, aggregate
+from .dynamics import DYNAMICS_KINDS, Dynamics, pair_analyses
+from .dynamics_figures import dynamics_plots
 from .markdown import DEFAULT_TITLE, PLOT_KINDS, render_markdown
 from .plots import CURVE_TOP, error_growth_png, pareto_front, pareto_png, task_plots
 from .taskinfo import MetricInfo, SpecError, TaskInfo, read_task_info
@@ -33,15 +38,19 @@ from .taskinfo import MetricInfo, SpecError, TaskInfo, read_task_info
 __all__ = [
     "DEFAULT_TITLE",
     "PLOT_KINDS",
+    "DYNAMICS_KINDS",
     "CURVE_TOP",
     "Failure",
     "TaskSummary",
     "Aggregate",
+    "Dynamics",
     "MetricInfo",
     "TaskInfo",
     "SpecError",
     "LeaderboardReport",
     "aggregate",
+    "pair_analyses",
+    "dynamics_plots",
     "read_task_info",
     "render_markdown",
     "task_plots",
@@ -65,6 +74,7 @@ class LeaderboardReport:
     n_rows: int
     warnings: tuple[str, ...]
     skipped: tuple[SkippedFile, ...]
+    n_analyses: int = 0
 
     @property
     def empty(self) -> bool:
@@ -101,24 +111,32 @@ def write_leaderboard(
     Malformed files are skipped and named in the output. With ``plots`` the PNGs go to
     ``plots/`` next to ``out_file`` and are linked relatively. Every file is written
     atomically. ``current_hashes`` (task → data sha256) excludes records made on other
-    data, with a warning.
+    data, with a warning. Analysis records (``*.analysis.json``) of the board's runs add
+    a "Learned dynamics" subsection under their task, and its figures
+    (``<task>__dynamics_<kind>.png``); without any the board is exactly as before.
     """
     root = Path(results_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"results directory {root} does not exist; pass the directory the benchmark runs wrote their records to")
     records, skipped = read_records(root)
+    analyses, skipped_analyses = read_analyses(root)
+    skipped += [SkippedFile(path, reason) for path, reason in skipped_analyses]
     agg = aggregate(records, current_hashes, skipped=[_relative(s, root) for s in skipped])
+    dynamics = pair_analyses(agg, analyses) if analyses else None
     out = Path(out_file)
     links: dict[str, dict[str, str]] = {}
     written: list[Path] = []
     if plots and not agg.rows.empty:
-        for task, images in task_plots(agg).items():
+        images_by_task = task_plots(agg)
+        for task, images in (dynamics_plots(dynamics) if dynamics is not None else {}).items():
+            images_by_task.setdefault(task, {}).update(images)
+        for task, images in sorted(images_by_task.items()):
             for kind, png in images.items():
                 path = out.parent / "plots" / f"{_UNSAFE.sub('_', task)}__{kind}.png"
                 write_bytes_atomic(path, png)
                 written.append(path)
                 links.setdefault(task, {})[kind] = f"plots/{path.name}"
-    write_bytes_atomic(out, render_markdown(agg, links, title=title).encode("utf-8"))
+    write_bytes_atomic(out, render_markdown(agg, links, title=title, dynamics=dynamics).encode("utf-8"))
     return LeaderboardReport(
         out_file=out,
         plot_files=tuple(written),
@@ -129,4 +147,5 @@ def write_leaderboard(
         n_rows=len(agg.rows),
         warnings=agg.warnings,
         skipped=agg.skipped,
+        n_analyses=dynamics.n_paired if dynamics is not None else 0,
     )

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -93,7 +93,9 @@ class Aggregate:
     profile; NaN when the main score is unavailable) and, for every numeric metric
     ``metrics.<k>`` and cost ``cost.<k>``, the columns ``<col>`` (mean), ``<col>:std``
     and ``<col>:n``. ``curves`` maps a row's key to its mean nRMSE curve ``(t, nrmse)``
-    in the task's time unit.
+    in the task's time unit. ``run_ids`` maps the ``run_id`` of every successful record
+    the board keeps (after screening and dedupe) to its row's key and its seed, so
+    files that refer to a run (analysis records) can be paired with the board's rows.
     """
 
     rows: pd.DataFrame
@@ -106,6 +108,7 @@ class Aggregate:
     n_excluded: int
     created: tuple[str, str] | None
     git_commits: tuple[str, ...]
+    run_ids: Mapping[str, tuple[tuple[str, ...], int]] = field(default_factory=dict)
 
     @property
     def n_used(self) -> int:
@@ -146,7 +149,12 @@ class Aggregate:
 
     def curve(self, row: Mapping[str, Any]) -> Curve | None:
         """A row's mean nRMSE curve over its seeds, if its records carry one."""
-        return self.curves.get(tuple(row[k] for k in KEY_COLUMNS))
+        return self.curves.get(self.row_key(row))
+
+    @staticmethod
+    def row_key(row: Mapping[str, Any]) -> tuple[str, ...]:
+        """A row's key: its values of :data:`KEY_COLUMNS` (the keys of ``curves`` and ``run_ids``)."""
+        return tuple(row[k] for k in KEY_COLUMNS)
 
 
 # --- screening --------------------------------------------------------------------------
@@ -475,4 +483,5 @@ def aggregate(records: Iterable[Mapping[str, Any]], current_hashes: Mapping[str,
         n_excluded=n_excluded,
         created=(created[0], created[-1]) if created else None,
         git_commits=tuple(commits),
+        run_ids={str(r["run_id"]): (row_key(r), int(r["seed"])) for r in ok if isinstance(r.get("run_id"), str) and r["run_id"]},
     )

@@ -10,7 +10,6 @@ the best displayed value of every column with a direction (the spec's for metric
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +17,10 @@ from typing import Any
 import numpy as np
 
 from .aggregate import Aggregate, Failure, TaskSummary
+from .dynamics import DYNAMICS_KINDS, Dynamics, dynamics_legend, dynamics_section
 from .formats import COSTS, TIME_COSTS, Formatter, dec2, mib, percent, shown
+from .mdtable import esc as _esc
+from .mdtable import md_table as _md_table
 from .taskinfo import MetricInfo
 
 __all__ = ["DEFAULT_TITLE", "PLOT_KINDS", "render_markdown"]
@@ -29,23 +31,6 @@ PLOT_KINDS: dict[str, str] = {
     "error_growth": "error growth: nRMSE(t), mean curve over seeds",
     "pareto": "main score against cost (NFE-F, train time); Pareto front marked",
 }
-
-_ESCAPE = re.compile(r"([\\|*_`\[\]<>])")
-
-
-def _esc(text: Any) -> str:
-    return _ESCAPE.sub(r"\\\1", str(text))
-
-
-def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool]) -> str:
-    widths = [max([len(h), 3, *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right)) + " |"
-
-    rule = "| " + " | ".join(("-" * (w - 1) + ":") if r else "-" * w for w, r in zip(widths, right)) + " |"
-    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
-
 
 @dataclass
 class _Column:
@@ -243,7 +228,7 @@ def _rank_lines(agg: Aggregate) -> list[str]:
     return lines
 
 
-def _legend(agg: Aggregate) -> list[str]:
+def _legend(agg: Aggregate, dynamics: Dynamics | None = None) -> list[str]:
     infos = [s.info for s in agg.tasks.values() if s.info is not None]
     has_nrmse = any(m.key.startswith("nrmse") for i in infos for m in i.metrics)
     has_vpt = any(i.has_vpt for i in infos)
@@ -277,6 +262,7 @@ def _legend(agg: Aggregate) -> list[str]:
         "NFE-B: vector-field evaluations made inside the backward pass, per training step (the adjoint's backward solves; 0 for backpropagation through the solver, whose cost is in the forward count). "
         "Times are wall-clock seconds; memory is the peak in MiB, on the GPU when the run used one, else the process's peak CPU memory (labelled). Costs depend on the hardware column.",
         "- Rows are never averaged across hardware, profile or data. Failed seeds are never averaged: they are listed under their table, and a row with some failed seeds says so in its notes.",
+        *dynamics_legend(dynamics),
         "",
     ]
     return lines
@@ -309,11 +295,14 @@ def _task_info_line(summary: TaskSummary) -> str:
     return _esc(" · ".join(info))
 
 
-def render_markdown(aggregate: Aggregate, plots: Mapping[str, Mapping[str, str]] | None = None, title: str = DEFAULT_TITLE) -> str:
-    """The leaderboard as markdown: a pure, deterministic function of ``aggregate``.
+def render_markdown(aggregate: Aggregate, plots: Mapping[str, Mapping[str, str]] | None = None, title: str = DEFAULT_TITLE, dynamics: Dynamics | None = None) -> str:
+    """The leaderboard as markdown: a pure, deterministic function of ``aggregate`` (and ``dynamics``).
 
     ``plots`` maps a task name to ``{kind: relative link}`` for the kinds in
     :data:`PLOT_KINDS` (others follow in sorted order); the images go under the task.
+    ``dynamics`` (analyses paired with the board's runs) adds a "Learned dynamics"
+    subsection under each analysed task, with the images of the kinds in
+    :data:`~.dynamics.DYNAMICS_KINDS`; without it the board is as before.
     """
     agg = aggregate
     out = [f"# {_esc(title)}", ""]
@@ -325,7 +314,7 @@ def render_markdown(aggregate: Aggregate, plots: Mapping[str, Mapping[str, str]]
         out.append("")
     else:
         out += [_summary_line(agg), ""]
-        out += _legend(agg)
+        out += _legend(agg, dynamics)
         overview = _overview(agg)
         if overview is not None:
             out += ["## Overview", "", overview, ""]
@@ -343,11 +332,14 @@ def render_markdown(aggregate: Aggregate, plots: Mapping[str, Mapping[str, str]]
                 failures = [f for f in agg.failures if f.task == task and f.profile == profile]
                 if failures:
                     out += ["Failed runs (never averaged, never ranked):", "", _failure_table(failures), ""]
-            links = dict((plots or {}).get(task, {}))
+            links = {k: v for k, v in (plots or {}).get(task, {}).items() if k not in DYNAMICS_KINDS}
             for kind in [k for k in PLOT_KINDS if k in links] + sorted(k for k in links if k not in PLOT_KINDS):
                 caption = f"{task}: {PLOT_KINDS.get(kind, kind)}"
                 out += [f"![{_esc(caption)}]({links[kind]})", ""]
+            if dynamics is not None:
+                out += dynamics_section(agg, dynamics, task, (plots or {}).get(task, {}))
     notes = [f"- {_esc(w)}" for w in agg.warnings]
+    notes += [f"- {_esc(n)}" for n in (dynamics.notes if dynamics is not None else ())]
     notes += [f"- skipped {_esc(s.path)}: {_esc(s.reason)}" for s in agg.skipped]
     if notes:
         out += ["## Notes", "", *notes, ""]
