@@ -1,4 +1,4 @@
-"""The ``odebench`` command line: list, run, leaderboard, data, records, validate.
+"""The ``odebench`` command line: list, run, analyze, leaderboard, data, records, validate.
 
 ``main(argv=None) -> int`` is testable without a subprocess. Misuse (unknown names,
 malformed options, unusable paths, unverified data) ends with one clear line on stderr
@@ -291,6 +291,48 @@ def _verify_data(task_names: Sequence[str], data_dir: str | None) -> dict[str, s
         raise UsageError(f"refusing to run on unverified data: {exc}") from None
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    results = Path(args.results)
+    if not results.is_dir():
+        raise UsageError(f"--results {args.results!r} is not a directory; point it at the directory given to 'odebench run --results'")
+    _writable_dir(str(results), "--results")
+    from . import registry
+
+    tasks = _split_names(args.task, registry.tasks) if args.task else None
+    models = _split_names(args.model, registry.models) if args.model else None
+    if args.threads < 1:
+        raise UsageError("--threads must be >= 1")
+    jobs = args.jobs if args.jobs is not None else default_jobs(args.threads)
+    if jobs < 1:
+        raise UsageError("--jobs must be >= 1")
+    if not args.timeout > 0:
+        raise UsageError("--timeout must be a positive number of seconds")
+    overrides = parse_model_args(args.set)
+    from .analysis.analyse import AnalysisConfig
+
+    known = {f.name for f in dataclasses.fields(AnalysisConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise UsageError(f"--set {', '.join(unknown)}: not an analysis setting; known: {', '.join(sorted(known))}")
+    try:
+        AnalysisConfig(**overrides)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"--set: {exc}") from None
+    from .analysis.runner import plan_analyses, run_analyses
+
+    paths, notes = plan_analyses(results, tasks, models)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if not paths:
+        print(f"no ok forecast record with weights under {results}; nothing to analyse", file=sys.stderr)
+        return 0
+    summary = run_analyses(paths, jobs=jobs, threads=args.threads, timeout_s=args.timeout, force=args.force, config_overrides=overrides, data_dir=args.data_dir, emit=lambda line: print(line, file=sys.stderr, flush=True))
+    print(f"{len(paths)} runs: {len(summary.ok)} analysed, {len(summary.failed)} failed, {len(summary.current)} already current; {summary.seconds:.0f} s with {jobs} job(s)")
+    for path, error in summary.failed:
+        print(f"failed: {path.name}: {error}")
+    return 0 if not summary.failed else 1
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     results = Path(args.results)
     if not results.is_dir():
@@ -394,6 +436,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-seed", type=int, default=None, metavar="S", help="score on a fresh test split drawn from seed S by the task's own generator (never shipped; cached in $ODEBENCH_CACHE or ~/.cache/odebench)")
     p.add_argument("--data-dir", default=None, help="data directory (default: $ODEBENCH_DATA or the packaged splits)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("analyze", help="analyse trained forecasters: long-run statistics, λ1, step and solver robustness, decay rates")
+    p.add_argument("--results", required=True, help="directory of the run records (analysis records are written next to them)")
+    p.add_argument("--task", default=None, help="task name(s), comma-separated (default: every forecast task with records)")
+    p.add_argument("--model", default=None, help="model name(s), comma-separated (default: all)")
+    p.add_argument("--jobs", "-j", type=int, default=None, metavar="N", help="analyses at once, each in its own process (default: available cores / --threads)")
+    p.add_argument("--threads", type=int, default=int(os.environ.get("ODEBENCH_THREADS", "1")), help="torch intra-op threads per analysis (default 1, recorded)")
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds one analysis may take before it is killed and recorded as failed (default 1800)")
+    p.add_argument("--force", action="store_true", help="redo analyses that are already current")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="an analysis setting, e.g. n_rollouts=4 or long_time=50 (changes make earlier analyses stale); repeatable")
+    p.add_argument("--data-dir", default=None)
+    p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("leaderboard", help="aggregate records into a markdown leaderboard with plots")
     p.add_argument("--results", required=True)

@@ -32,7 +32,7 @@ from .protocol import protocol_for
 from .registry import load_task
 from .results import RecordError, read_record
 
-__all__ = ["Executor", "SweepCancelled", "LocalProcessExecutor", "plan_jobs", "SweepSummary", "run_sweep", "job_timeout", "describe_record"]
+__all__ = ["Executor", "SweepCancelled", "LocalProcessExecutor", "plan_jobs", "SweepSummary", "run_sweep", "job_timeout", "describe_record", "spawn_child", "kill_group", "exit_reason"]
 
 
 def job_timeout(job: Job) -> float:
@@ -121,19 +121,7 @@ class LocalProcessExecutor(Executor):
 
     @staticmethod
     def _spawn(threads: int) -> subprocess.Popen[bytes]:
-        env = dict(os.environ)
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        # The child must see the same intra-op thread count as the torch setting it applies.
-        env["OMP_NUM_THREADS"] = str(threads)
-        env["MKL_NUM_THREADS"] = str(threads)
-        return subprocess.Popen(
-            [sys.executable, "-m", "odebench.worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
+        return spawn_child("odebench.worker", threads)
 
     def _take(self, threads: int) -> subprocess.Popen[bytes]:
         """A started worker for ``threads``: a live spare if one is ready, else a new one; then top up."""
@@ -233,6 +221,24 @@ class LocalProcessExecutor(Executor):
         except (RecordError, FileNotFoundError):
             return None
         return rec if rec.get("run_id") == job.run_id else None
+
+
+def spawn_child(module: str, threads: int) -> subprocess.Popen[bytes]:
+    """``python -m module`` in its own session (so :func:`kill_group` reaches all it starts),
+    stdin and stdout piped, stderr into stdout, with ``threads`` intra-op threads."""
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    # The child must see the same intra-op thread count as the torch setting it applies.
+    env["OMP_NUM_THREADS"] = str(threads)
+    env["MKL_NUM_THREADS"] = str(threads)
+    return subprocess.Popen(
+        [sys.executable, "-m", module],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
 
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -302,6 +302,33 @@ def build_not_a_model(task):
     return {"not": "a model"}
 
 
+
+class Exponential(torch.nn.Module):
+    """Forecasts ``u0 · exp(rate · t)``: λ1 is exactly ``rate`` (negative: a contracting map;
+    large and positive: a rollout that leaves the attractor). Its one parameter only keeps
+    training well defined."""
+
+    def __init__(self, task, rate):
+        super().__init__()
+        self.task = task
+        self.rate = float(rate)
+        self.nfe = 0
+        self.zero = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, u0, t):
+        self.nfe += 1
+        shape = (1, -1) + (1,) * (u0.dim() - 1)
+        return u0[:, None] * torch.exp(self.rate * t.to(u0.dtype)).reshape(shape) + 0 * self.zero
+
+
+def build_decays(task):
+    return Exponential(task, -1.0)
+
+
+def build_explodes(task):
+    return Exponential(task, 5.0)
+
+
 ENTRY_POINTS = {
     "fake-ok": "odebench_fake_models:build_ok",
     "fake-raises": "odebench_fake_models:build_raises",
@@ -322,4 +349,6 @@ ENTRY_POINTS = {
     "fake-memorizer": "odebench_fake_models:build_memorizer",
     "fake-slow": "odebench_fake_models:build_slow",
     "fake-offset": "odebench_fake_models:build_offset",
+    "fake-decays": "odebench_fake_models:build_decays",
+    "fake-explodes": "odebench_fake_models:build_explodes",
 }

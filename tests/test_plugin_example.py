@@ -334,6 +334,15 @@ def test_installed_example_runs_through_the_command_line(tmp_path: Path) -> None
     assert 0.0 <= records["heat-classify"]["metrics"]["accuracy"] <= 1.0
     assert records["lorenz-forecast"]["metrics"]["vpt"] > 0
 
+    # the analysis rebuilds the plugin's model through the entry points and loads its weights
+    _run([*cli, "analyze", "--results", str(results), "--set", "n_rollouts=2", "--set", "long_time=20", "--set", "burn_in=2"], work, env)
+    (analysed,) = results.glob("lorenz-forecast__anode__*.analysis.json")
+    analysis = json.loads(analysed.read_text())
+    assert analysis["status"] == "ok", analysis["error"]
+    assert analysis["robustness"]["reproduces_record"] is True
+    assert analysis["lyapunov"]["regime"] in ("chaotic", "cycle", "fixed point", "contracting", "diverged")
+    assert {v["status"] for k, v in analysis["robustness"]["variants"].items() if k != "native"} == {"n/a"}  # no with_discretisation
+
     board = results / "LEADERBOARD.md"
     _run([*cli, "leaderboard", "--results", str(results), "--out", str(board)], work, env)
     text = board.read_text()
