@@ -246,6 +246,14 @@ def _attractor(task: str, rows: Sequence[DynamicsRow]) -> bytes | None:
     return attractor_png(panels, names=names, title=f"{task}: long runs, {' against '.join(reversed(names[:2]))}") if panels else None
 
 
+def _in_board_time(t: np.ndarray, unit: str, truth: dict[str, Any]) -> tuple[np.ndarray, str]:
+    """Sample times in the board's unit: Lyapunov times on a chaotic task (the figure stores task time)."""
+    lam = truth.get("lyapunov_exponent")
+    if unit == "time units" and isinstance(lam, (int, float)) and lam > 0:
+        return t * float(lam), "Lyapunov times"
+    return t, unit
+
+
 def _spacetime(task: str, rows: Sequence[DynamicsRow]) -> bytes | None:
     truth, panels, unit = None, [], "task time units"
     for r in rows:
@@ -254,11 +262,11 @@ def _spacetime(task: str, rows: Sequence[DynamicsRow]) -> bytes | None:
         true = _array(data.get("true"), 2) if data else None
         if data is None or t is None or true is None or true.shape[0] != t.shape[0]:
             continue
+        t, figure_unit = _in_board_time(t, str(data.get("time_unit") or "time units"), r.analyses[0].get("truth") or {})
         model = _array(data.get("model"), 2)
         panels.append((r.label, t, model if model is not None and model.shape[0] == t.shape[0] else None))
         if truth is None:
-            truth = (t, true)
-            unit = str(((r.analyses[0].get("truth") or {}).get("time_unit")) or unit)
+            truth, unit = (t, true), figure_unit
     if truth is None:
         return None
     return spacetime_png(truth, panels, title=f"{task}: one test state over the horizon (y: grid point)", time_label=f"t [{unit}]")
