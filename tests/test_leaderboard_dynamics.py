@@ -334,7 +334,7 @@ def _ks_pair(seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
         rec,
         lyapunov=lyapunov(0.06, true=0.05),
         long_run=long_run([0.2], variables=("u",), spectrum_error=0.3 + 0.1 * seed, spectrum_error_floor=0.05, spectrum=spectrum),
-        figures={"attractor": None, "spacetime": {"t": [0.25 * i for i in range(20)], "time_unit": "time units", "true": true, "model": model}},
+        figures={"attractor": None, "spacetime": {"t": [0.25 * i for i in range(20)], "true": true, "model": model}},
     )
     return rec, ana
 
@@ -434,4 +434,4 @@ def test_diverged_seeds_are_drawn_apart_and_non_finite_values_masked(monkeypatch
     assert truth.shape == (8, 20) and int(truth.mask.sum()) == 0 and int(model.mask.sum()) == 5
     assert spacetime[0].images[0].get_clim() == spacetime[1].images[0].get_clim()
     assert [a.get_xlabel() for a in spacetime if a.get_xlabel()] == ["t [Lyapunov times]"]  # stored in task time (0 … 4.75), drawn in Lyapunov times
-    assert spacetime[0].images[0].get_extent()[:2] == pytest.approx([0.0, 4.75 * LAMBDA])
+    assert spacetime[0].images[0].get_extent()[:2] == pytest.approx([0.0, 4.75 * KS_SPEC["lyapunov_exponent"]])  # the task spec's λ1, as for the error-growth plots

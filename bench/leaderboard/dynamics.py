@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,7 +25,7 @@ from .aggregate import Aggregate
 from .formats import Formatter, format_value, percent
 from .keys import number, one_line
 from .mdtable import esc, md_table
-from .taskinfo import MetricInfo
+from .taskinfo import MetricInfo, TaskInfo
 
 __all__ = [
     "DYNAMICS_KINDS",
@@ -84,13 +84,15 @@ class Dynamics:
     ``rows`` maps a task to its rows with at least one successful analysis, in the main
     table's order (profiles, then ranked rows, then references); ``failures`` to its
     failed analyses; ``unanalysed`` to the labels of its rows without any analysis.
-    ``notes`` are what was ignored, for the board's notes.
+    ``notes`` are what was ignored, for the board's notes; ``infos`` the tasks' specs as
+    the board reads them (their time unit, for the figures).
     """
 
     rows: Mapping[str, tuple[DynamicsRow, ...]]
     failures: Mapping[str, tuple[AnalysisFailure, ...]]
     unanalysed: Mapping[str, tuple[str, ...]]
     notes: tuple[str, ...]
+    infos: Mapping[str, TaskInfo | None] = field(default_factory=dict)
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -175,6 +177,7 @@ def pair_analyses(agg: Aggregate, analyses: Sequence[Mapping[str, Any]]) -> Dyna
         failures={t: tuple(v) for t, v in failures.items()},
         unanalysed={t: tuple(v) for t, v in unanalysed.items() if t in rows or t in failures},
         notes=tuple(notes),
+        infos={t: agg.tasks[t].info for t in tasks if t in agg.tasks},
     )
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from .dynamics import Dynamics, DynamicsRow
 from .keys import number
 from .plots import _figure, _png, _style
+from .taskinfo import TaskInfo
 
 __all__ = ["lyapunov_png", "attractor_png", "spacetime_png", "spectrum_png", "decay_rates_png", "dynamics_plots"]
 
@@ -246,30 +247,24 @@ def _attractor(task: str, rows: Sequence[DynamicsRow]) -> bytes | None:
     return attractor_png(panels, names=names, title=f"{task}: long runs, {' against '.join(reversed(names[:2]))}") if panels else None
 
 
-def _in_board_time(t: np.ndarray, unit: str, truth: dict[str, Any]) -> tuple[np.ndarray, str]:
-    """Sample times in the board's unit: Lyapunov times on a chaotic task (the figure stores task time)."""
-    lam = truth.get("lyapunov_exponent")
-    if unit == "time units" and isinstance(lam, (int, float)) and lam > 0:
-        return t * float(lam), "Lyapunov times"
-    return t, unit
-
-
-def _spacetime(task: str, rows: Sequence[DynamicsRow]) -> bytes | None:
-    truth, panels, unit = None, [], "task time units"
+def _spacetime(task: str, rows: Sequence[DynamicsRow], info: TaskInfo | None) -> bytes | None:
+    """The figures store task time; drawn in the board's time unit, as the error-growth plots are."""
+    scale, time_label = (info.time_scale, info.time_label) if info is not None else (1.0, "t [task time units]")
+    truth, panels = None, []
     for r in rows:
         data = _first_figure(r, "spacetime")
         t = _array(data.get("t")) if data else None
         true = _array(data.get("true"), 2) if data else None
         if data is None or t is None or true is None or true.shape[0] != t.shape[0]:
             continue
-        t, figure_unit = _in_board_time(t, str(data.get("time_unit") or "time units"), r.analyses[0].get("truth") or {})
+        t = t * scale
         model = _array(data.get("model"), 2)
         panels.append((r.label, t, model if model is not None and model.shape[0] == t.shape[0] else None))
         if truth is None:
-            truth, unit = (t, true), figure_unit
+            truth = (t, true)
     if truth is None:
         return None
-    return spacetime_png(truth, panels, title=f"{task}: one test state over the horizon (y: grid point)", time_label=f"t [{unit}]")
+    return spacetime_png(truth, panels, title=f"{task}: one test state over the horizon (y: grid point)", time_label=time_label)
 
 
 def _mean_curve(blocks: Sequence[Mapping[str, Any]], key: str) -> Pair | None:
@@ -317,7 +312,7 @@ def _decay_rates(task: str, rows: Sequence[DynamicsRow]) -> bytes | None:
 
 def dynamics_plots(dynamics: Dynamics) -> dict[str, dict[str, bytes]]:
     """PNG bytes per task and kind (the keys of :data:`.dynamics.DYNAMICS_KINDS`), where the analyses have the data."""
-    makers = {"dynamics_lyapunov": _lyapunov, "dynamics_attractor": _attractor, "dynamics_spacetime": _spacetime, "dynamics_spectrum": _spectrum, "dynamics_decay_rates": _decay_rates}
+    makers = {"dynamics_lyapunov": _lyapunov, "dynamics_attractor": _attractor, "dynamics_spacetime": lambda task, rows: _spacetime(task, rows, dynamics.infos.get(task)), "dynamics_spectrum": _spectrum, "dynamics_decay_rates": _decay_rates}
     out: dict[str, dict[str, bytes]] = {}
     for task in dynamics.tasks:
         rows = dynamics.rows.get(task, ())
