@@ -71,11 +71,21 @@ class Entry:
         return f"{self.distribution} {self.version}"
 
 
-def _entry_from(ep: metadata.EntryPoint) -> Entry:
+def _entry_from(ep: metadata.EntryPoint, owners: dict[int, tuple[str, str]] | None = None) -> Entry:
+    """The :class:`Entry` of ``ep``; ``owners`` caches each distribution's (name, version).
+
+    Reading a distribution's name parses its whole METADATA file, and one distribution
+    registers many entry points, so one listing parses each distribution once.
+    """
     dist = getattr(ep, "dist", None)
-    dist_name = dist.metadata["Name"] if dist is not None else "<unknown distribution>"
-    dist_version = dist.version if dist is not None else "?"
-    return Entry(name=ep.name, target=ep.value, distribution=dist_name, version=dist_version)
+    if dist is None:
+        return Entry(name=ep.name, target=ep.value, distribution="<unknown distribution>", version="?")
+    owner = None if owners is None else owners.get(id(dist))
+    if owner is None:
+        owner = (dist.metadata["Name"], dist.version)
+        if owners is not None:
+            owners[id(dist)] = owner
+    return Entry(name=ep.name, target=ep.value, distribution=owner[0], version=owner[1])
 
 
 class Registry:
@@ -88,8 +98,9 @@ class Registry:
     def entries(self) -> dict[str, Entry]:
         """All entries by name; :class:`DuplicateNameError` if two distributions share one."""
         found: dict[str, Entry] = {}
+        owners: dict[int, tuple[str, str]] = {}
         for ep in metadata.entry_points(group=self.group):
-            entry = _entry_from(ep)
+            entry = _entry_from(ep, owners)
             previous = found.get(entry.name)
             if previous is not None and previous.distribution != entry.distribution:
                 raise DuplicateNameError(
@@ -117,8 +128,9 @@ class Registry:
     def load(self, name: str) -> Any:
         """Import and return the object registered as ``name``."""
         entry = self.entry(name)
+        owners: dict[int, tuple[str, str]] = {}
         for ep in metadata.entry_points(group=self.group, name=name):
-            if _entry_from(ep) == entry:
+            if _entry_from(ep, owners) == entry:
                 try:
                     return ep.load()
                 except Exception as exc:  # a plugin's import can raise anything

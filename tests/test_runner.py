@@ -70,6 +70,9 @@ def test_ok_record_has_measurements_and_loadable_weights(fake_models, tmp_path: 
     assert "vpt" in rec["metrics"]
     state = torch.load(tmp_path / rec["weights"], weights_only=True)
     assert set(state) == {"lin.weight", "lin.bias"}
+    # The worker leaves without the interpreter's teardown: its last line still reaches the log.
+    log = (tmp_path / "logs" / (Job(TASK, "fake-ok", 0, "quick", str(tmp_path)).record_path.stem + ".log")).read_text()
+    assert log.rstrip().endswith(f"{TASK} fake-ok seed=0: ok")
 
 
 def test_peak_cpu_memory_sees_a_large_buffer(fake_models, tmp_path: Path) -> None:
