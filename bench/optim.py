@@ -1,4 +1,4 @@
-"""The protocol's optimiser, Adam, without the import cost of ``torch.optim``.
+"""The protocol's optimiser, Adam, without the import cost of ``torch.optim``, and its weight average.
 
 Constructing ``torch.optim.Adam`` imports ``torch._dynamo`` (its parameter-group setup is
 wrapped to keep the compiler out): about 2 s of CPU in every fresh job process on the
@@ -6,16 +6,22 @@ wrapped to keep the compiler out): about 2 s of CPU in every fresh job process o
 optimiser, so it carries its own: :class:`Adam` is ``torch.optim.Adam``'s single-tensor
 algorithm (Kingma & Ba 2015, bias-corrected moments, L2 weight decay added to the
 gradient, no AMSGrad) and gives the same parameters to rounding (a test compares them).
+
+:class:`WeightAverage` keeps an exponential moving average of the parameters (Polyak
+averaging), which a protocol may validate and keep instead of the last iterate: it
+averages out the optimiser's noise around the minimum that a finite learning rate
+leaves.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import torch
 
-__all__ = ["Adam"]
+__all__ = ["Adam", "WeightAverage"]
 
 
 class Adam:
@@ -58,3 +64,44 @@ class Adam:
             step_size = self.lr / (1 - beta1**step)
             denom = (second.sqrt() / math.sqrt(1 - beta2**step)).add_(self.eps)
             p.addcdiv_(first, denom, value=-step_size)
+
+
+class WeightAverage:
+    """An exponential moving average of ``params``, updated after every optimiser step.
+
+    After update ``n`` (counting from 1) the average is ``a ← d a + (1 − d) p`` with
+    ``d = min(decay, n / (n + 9))``: the early, far-from-converged iterates are
+    forgotten quickly, and from about ``9 / (1 − decay)`` updates on the average spans
+    the last ``1 / (1 − decay)`` steps.
+    """
+
+    def __init__(self, params: Iterable[torch.Tensor], decay: float) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"the weight average's decay must lie in (0, 1), got {decay}")
+        self.params = [p for p in params]
+        self.decay = float(decay)
+        self.updates = 0
+        self._average = [p.detach().clone() for p in self.params]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """Fold the current parameters into the average."""
+        self.updates += 1
+        d = min(self.decay, self.updates / (self.updates + 9.0))
+        torch._foreach_lerp_(self._average, [p.detach() for p in self.params], 1.0 - d)
+
+    @torch.no_grad()
+    def _swap(self) -> None:
+        for p, a in zip(self.params, self._average):
+            current = p.detach().clone()
+            p.copy_(a)
+            a.copy_(current)
+
+    @contextmanager
+    def applied(self) -> Iterator[None]:
+        """Inside the block the parameters hold the average; afterwards the iterate again."""
+        self._swap()
+        try:
+            yield
+        finally:
+            self._swap()

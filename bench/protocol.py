@@ -13,7 +13,12 @@ leaderboard never ranks runs of two versions in one table.
   cosine schedule lifted the Neural ODE's Lorenz-63 VPT from 2.5 to 3.2 Lyapunov times
   and the LM-ResNet's Lorenz-63 accuracy from 0.80 to 0.94; the ResNet's heat nRMSE
   fell from 0.0067 to 0.0030 on seed 0.)
-* Schedule: linear warm-up over the first 5 % of steps, then cosine decay to 1 % of the peak.
+* Schedule: linear warm-up over the first 5 % of steps, then cosine decay to
+  ``final_lr_fraction`` of the peak (1 % unless a task's settings say otherwise).
+* ``weight_average`` (a decay, or ``None``): validate, select and keep an exponential
+  moving average of the weights (:class:`~odebench.optim.WeightAverage`) instead of the
+  last iterate; the iterate itself goes on training. It averages out the optimiser's
+  noise around the minimum, which a finite learning rate leaves.
 * Forecasting loss: mean over a rollout of ``task.train_window`` samples of the squared
   error normalised per dimension by the training split's σ (the same σ as nRMSE).
   Windows are drawn uniformly from the training trajectories.
@@ -42,6 +47,13 @@ leaderboard never ranks runs of two versions in one table.
   (``max_steps``, ``batch_size``, ``learning_rate``, ``eval_every``) can differ from the
   base. Plugin tasks get the base protocol.
 * ``quick`` is a smoke profile for CI and first runs; ``standard`` is the leaderboard's.
+* Version 4 (this one) adds the weight average (decay 0.999) on every task. Measured on
+  the validation split (README, "How the baselines' training was chosen"):
+  lorenz-forecast ResNet VPT 3.98 → 4.33 over seeds 0–3; heat-classify accuracy ResNet
+  0.957 → 0.967, LM-ResNet 0.951 → 0.963 over seeds 0–3; neutral on heat-forecast,
+  ks-forecast and lorenz-classify. A schedule ending at 0.1 % of the peak
+  (``final_lr_fraction``) did as well as the average on lorenz-forecast (4.34) but not
+  on top of it (4.34 together), and nothing on heat-forecast: not used.
 """
 
 from __future__ import annotations
@@ -81,6 +93,8 @@ class Protocol:
     augment: bool = False  # apply the task's declared symmetries at random to every training batch
     rollout: int | None = None  # forecasting: samples per training rollout (None: the task's train_window)
     input_noise: float = 0.0  # forecasting: Gaussian noise (in units of the training sigma) on each rollout's start
+    weight_average: float | None = None  # decay of an average of the weights that is validated and kept (None: the iterate)
+    final_lr_fraction: float = 0.01  # the cosine schedule ends at this share of the peak rate
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,7 +103,7 @@ class Protocol:
 _BASE = {
     "quick": Protocol(
         profile="quick",
-        version="3",
+        version="4",
         max_steps=40,
         batch_size=16,
         learning_rate=3e-3,
@@ -103,10 +117,11 @@ _BASE = {
         eval_batch_size=32,
         test_limit=16,
         timeout_s=600.0,
+        weight_average=0.999,
     ),
     "standard": Protocol(
         profile="standard",
-        version="3",
+        version="4",
         max_steps=2000,
         batch_size=32,
         learning_rate=3e-3,
@@ -120,6 +135,7 @@ _BASE = {
         eval_batch_size=50,
         test_limit=None,
         timeout_s=3600.0,
+        weight_average=0.999,
     ),
 }
 
@@ -154,10 +170,10 @@ def protocol_for(task: TaskSpec, profile: str) -> Protocol:
 
 
 def learning_rate(protocol: Protocol, step: int) -> float:
-    """Warm-up then cosine decay to 1 % of the peak, as a function of the step index."""
+    """Warm-up then cosine decay to ``final_lr_fraction`` of the peak, as a function of the step index."""
     warmup = max(1, int(protocol.warmup_fraction * protocol.max_steps))
     if step < warmup:
         return protocol.learning_rate * (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, protocol.max_steps - warmup))
-    floor = 0.01 * protocol.learning_rate
+    floor = protocol.final_lr_fraction * protocol.learning_rate
     return floor + (protocol.learning_rate - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))

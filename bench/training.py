@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ import torch
 
 from .measure import GpuPeak, Stopwatch
 from .nfe_guard import NFEGuard
-from .optim import Adam
+from .optim import Adam, WeightAverage
 from .protocol import Protocol, learning_rate
 from .spec import ModelOutputError, TaskData, TaskSpec, TrainingSet, check_model_output, read_nfe
 from .weights import tensor_state
@@ -66,6 +67,7 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
         return facts, 0.0, 0.0
     batches = task.objective.training_set(task, data, protocol, device, seed)
     optimiser = Adam(params, lr=protocol.learning_rate, weight_decay=protocol.weight_decay)
+    average = WeightAverage(params, protocol.weight_average) if protocol.weight_average else None
     clock = Stopwatch(device)
     started = time.perf_counter()
     best_loss = math.inf
@@ -89,6 +91,8 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
             if protocol.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, protocol.grad_clip)
             optimiser.step()
+            if average is not None:
+                average.update()
         nfe_forward_total += nfe1 - nfe0
         nfe_backward_total += nfe2 - nfe1
         facts["steps"] = step + 1
@@ -99,17 +103,19 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
             progress("training", step + 1, None)
         last = step + 1 == protocol.max_steps
         if (step + 1) % protocol.eval_every == 0 or last:
-            val = _validation_loss(model, batches, guard)
-            if not math.isfinite(val):
-                raise ModelOutputError(f"validation loss is {val} at step {step + 1}: the model produced NaN or Inf")
-            facts["val_history"].append([step + 1, val])
-            if progress is not None:
-                progress("training", step + 1, val)
-            if val < best_loss:
-                best_loss, since_best = val, 0
-                best_state = tensor_state(model)
-                facts["best_step"] = step + 1
-            elif step + 1 >= protocol.patience_start_fraction * protocol.max_steps:
+            with average.applied() if average is not None else nullcontext():  # validated (and kept) is the average
+                val = _validation_loss(model, batches, guard)
+                if not math.isfinite(val):
+                    raise ModelOutputError(f"validation loss is {val} at step {step + 1}: the model produced NaN or Inf")
+                facts["val_history"].append([step + 1, val])
+                if progress is not None:
+                    progress("training", step + 1, val)
+                improved = val < best_loss
+                if improved:
+                    best_loss, since_best = val, 0
+                    best_state = tensor_state(model)
+                    facts["best_step"] = step + 1
+            if not improved and step + 1 >= protocol.patience_start_fraction * protocol.max_steps:
                 since_best += 1
                 if since_best >= protocol.patience:
                     facts["stopped_early"] = True
@@ -119,11 +125,12 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
             break
     validated = [s for s, _ in facts["val_history"]]
     if facts["steps"] not in validated:  # truncated by the wall-clock cap between validations
-        val = _validation_loss(model, batches, guard)
-        facts["val_history"].append([facts["steps"], val])
-        if math.isfinite(val) and val < best_loss:
-            best_loss, facts["best_step"] = val, facts["steps"]
-            best_state = tensor_state(model)
+        with average.applied() if average is not None else nullcontext():
+            val = _validation_loss(model, batches, guard)
+            facts["val_history"].append([facts["steps"], val])
+            if math.isfinite(val) and val < best_loss:
+                best_loss, facts["best_step"] = val, facts["steps"]
+                best_state = tensor_state(model)
     if best_state is not None:
         model.load_state_dict(best_state)
     facts["best_val_loss"] = best_loss if math.isfinite(best_loss) else None

@@ -251,3 +251,22 @@ def test_manifest_hashes_match_verification_without_reading_files(copy_of) -> No
     expected = data.verify_task(TASK, directory)
     (directory / data.split_filename(TASK, "test")).unlink()
     assert data.manifest_hashes(directory)[TASK] == expected
+
+
+def test_the_validation_data_dir_scores_on_the_validation_split(tmp_path: Path) -> None:
+    """benchmarks/val_as_test.py: a verified data directory whose test split is the validation
+    split, continued over the test horizon where the validation trajectories are shorter."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "val_as_test.py"
+    out = tmp_path / "val"
+    subprocess.run([sys.executable, str(script), str(out), "--tasks", "heat-forecast,lorenz-forecast"], check=True, capture_output=True)
+    assert set(data.verify_all(out)) == {"heat-forecast", "lorenz-forecast"}
+    assert data.verify_task("heat-forecast", out) != data.verify_task("heat-forecast")  # never passes for the shipped data
+    heat_val, heat_test = data.load_split("heat-forecast", "val"), data.load_split("heat-forecast", "test", out)
+    np.testing.assert_array_equal(heat_test.u, heat_val.u)
+    lorenz_val, lorenz_test = data.load_split("lorenz-forecast", "val"), data.load_split("lorenz-forecast", "test", out)
+    shipped_test = data.load_split("lorenz-forecast", "test")
+    assert lorenz_test.u.shape == (lorenz_val.u.shape[0], *shipped_test.u.shape[1:])
+    np.testing.assert_array_equal(lorenz_test.u[:, : lorenz_val.u.shape[1]], lorenz_val.u)

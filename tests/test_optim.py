@@ -48,3 +48,23 @@ def test_a_parameter_without_a_gradient_is_left_alone() -> None:
         Adam([], lr=0.1)
     with pytest.raises(ValueError, match="invalid"):
         Adam([used], lr=-1.0)
+
+
+def test_the_weight_average_follows_its_recurrence_and_swaps_back() -> None:
+    from odebench.optim import WeightAverage
+
+    p = torch.nn.Parameter(torch.zeros(3))
+    average = WeightAverage([p], decay=0.5)
+    expected = 0.0
+    for n, value in enumerate((1.0, 2.0, 3.0, 4.0), start=1):
+        with torch.no_grad():
+            p.fill_(value)
+        average.update()
+        d = min(0.5, n / (n + 9))
+        expected = d * expected + (1 - d) * value
+    with average.applied():
+        torch.testing.assert_close(p.detach(), torch.full((3,), expected))
+    assert torch.equal(p.detach(), torch.full((3,), 4.0))  # the iterate is back
+    for bad in (0.0, 1.0, -0.1):
+        with pytest.raises(ValueError, match="decay"):
+            WeightAverage([p], decay=bad)

@@ -290,7 +290,7 @@ def test_patience_counts_only_from_the_second_half_of_the_budget() -> None:
 def test_the_leaderboard_profiles_have_a_step_budget_and_no_wall_clock() -> None:
     for profile in ("quick", "standard"):
         proto = protocol_for(FORECAST, profile)
-        assert proto.wall_clock_cap_s is None and proto.version == "3" and proto.max_steps > 0
+        assert proto.wall_clock_cap_s is None and proto.version == "4" and proto.max_steps > 0
 
 
 class NaNOnStepThree(Stepper):
@@ -307,3 +307,29 @@ class NaNOnStepThree(Stepper):
 def test_a_nan_training_loss_fails_at_the_step_it_happens() -> None:
     with pytest.raises(ModelOutputError, match="training loss is nan at step 3"):
         train_and_evaluate(FORECAST, NaNOnStepThree(), forecast_data(), protocol_for(FORECAST, "quick"), CPU, 0)
+
+
+def test_a_weight_average_is_what_is_validated_and_kept() -> None:
+    """With ``weight_average`` the kept weights are the average the validations saw, not the last
+    iterate: re-validating the returned model gives the recorded best loss, and the iterate
+    differs from it."""
+    torch.manual_seed(0)
+    model = Stepper()
+    proto = Protocol(**{**protocol_for(FORECAST, "quick").to_dict(), "max_steps": 60, "learning_rate": 3e-2, "eval_every": 60, "weight_average": 0.9})
+    data = forecast_data()
+    out = train_and_evaluate(FORECAST, model, data, proto, CPU, 0)
+    torch.manual_seed(0)
+    iterate = Stepper()
+    plain = train_and_evaluate(FORECAST, iterate, data, Protocol(**{**proto.to_dict(), "weight_average": None}), CPU, 0)
+    assert out.train["best_step"] == 60 and plain.train["best_step"] == 60
+    assert not torch.allclose(model.lin.weight, iterate.lin.weight)  # same iterates, different weights kept
+    batches = FORECAST.objective.training_set(FORECAST, data, proto, CPU, 0)
+    with torch.no_grad():
+        val = sum(float(batches.loss(model, b)) for b in batches.validation) / len(batches.validation)
+    assert val == pytest.approx(out.train["best_val_loss"], rel=1e-6)
+    assert out.state_dict["lin.weight"].equal(model.lin.weight.detach())
+
+
+def test_the_schedule_ends_at_its_final_fraction() -> None:
+    proto = Protocol(**{**protocol_for(FORECAST, "standard").to_dict(), "final_lr_fraction": 1e-3})
+    assert learning_rate(proto, proto.max_steps - 1) == pytest.approx(1e-3 * proto.learning_rate, rel=0.05)
