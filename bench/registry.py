@@ -71,7 +71,7 @@ class Entry:
         return f"{self.distribution} {self.version}"
 
 
-def _entry_from(ep: metadata.EntryPoint, owners: dict[int, tuple[str, str]] | None = None) -> Entry:
+def _entry_from(ep: metadata.EntryPoint, owners: dict[int, tuple[str, str]]) -> Entry:
     """The :class:`Entry` of ``ep``; ``owners`` caches each distribution's (name, version).
 
     Reading a distribution's name parses its whole METADATA file, and one distribution
@@ -80,12 +80,10 @@ def _entry_from(ep: metadata.EntryPoint, owners: dict[int, tuple[str, str]] | No
     dist = getattr(ep, "dist", None)
     if dist is None:
         return Entry(name=ep.name, target=ep.value, distribution="<unknown distribution>", version="?")
-    owner = None if owners is None else owners.get(id(dist))
-    if owner is None:
-        owner = (dist.metadata["Name"], dist.version)
-        if owners is not None:
-            owners[id(dist)] = owner
-    return Entry(name=ep.name, target=ep.value, distribution=owner[0], version=owner[1])
+    if id(dist) not in owners:
+        owners[id(dist)] = (dist.metadata["Name"], dist.version)
+    name, version = owners[id(dist)]
+    return Entry(name=ep.name, target=ep.value, distribution=name, version=version)
 
 
 class Registry:

@@ -68,6 +68,7 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
     batches = task.objective.training_set(task, data, protocol, device, seed)
     optimiser = Adam(params, lr=protocol.learning_rate, weight_decay=protocol.weight_decay)
     average = WeightAverage(params, protocol.weight_average) if protocol.weight_average else None
+    validated_weights = average.applied if average is not None else nullcontext  # validated (and kept) is the average
     clock = Stopwatch(device)
     started = time.perf_counter()
     best_loss = math.inf
@@ -103,7 +104,7 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
             progress("training", step + 1, None)
         last = step + 1 == protocol.max_steps
         if (step + 1) % protocol.eval_every == 0 or last:
-            with average.applied() if average is not None else nullcontext():  # validated (and kept) is the average
+            with validated_weights():
                 val = _validation_loss(model, batches, guard)
                 if not math.isfinite(val):
                     raise ModelOutputError(f"validation loss is {val} at step {step + 1}: the model produced NaN or Inf")
@@ -125,7 +126,7 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
             break
     validated = [s for s, _ in facts["val_history"]]
     if facts["steps"] not in validated:  # truncated by the wall-clock cap between validations
-        with average.applied() if average is not None else nullcontext():
+        with validated_weights():
             val = _validation_loss(model, batches, guard)
             facts["val_history"].append([facts["steps"], val])
             if math.isfinite(val) and val < best_loss:

@@ -5,12 +5,13 @@
         --data-dir OUT_DIR --results val-results/ --seeds 0-2
 
 Every search in the README's "How the baselines' training was chosen" scores on the
-validation split this way, never on the test split. The test file is the
-validation file with its ``split`` attribute set to ``test`` (where the validation
-trajectories are shorter than the test horizon, as on lorenz-forecast, they are
-generated again from the validation split's seed over the test split's horizon: the same
-trajectories, continued), and the manifest is rewritten with the new sha256, so the records' ``data_sha256`` differs from the shipped data and
-no such record can pass for a board record. Early stopping still selects on the same
+validation split this way, never on the test split. The test file is the validation
+file with its ``split`` attribute set to ``test`` (where the validation trajectories are
+shorter than the test horizon, as on lorenz-forecast, they are generated again from the
+validation split's seed over the test split's horizon: the same trajectories,
+continued), and the manifest is rewritten with the new sha256, so the records'
+``data_sha256`` differs from the shipped data and no such record can pass for a board
+record. Early stopping still selects on the same
 validation batches: a validation score is optimistic by that much, the same for every
 configuration compared.
 """

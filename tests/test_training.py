@@ -72,6 +72,13 @@ class MeanClassifier(torch.nn.Module):
         return self.lin(x.mean(1))
 
 
+def validation_loss(model: torch.nn.Module, data: TaskData, proto: Protocol) -> float:
+    """The model's loss on the protocol's validation batches, as training computes it."""
+    batches = FORECAST.objective.training_set(FORECAST, data, proto, CPU, 0)
+    with torch.no_grad():
+        return sum(float(batches.loss(model, b)) for b in batches.validation) / len(batches.validation)
+
+
 def test_forecast_training_learns_and_reports_everything() -> None:
     torch.manual_seed(0)
     model = Stepper()
@@ -116,10 +123,7 @@ def test_early_stopping_restores_the_best_state() -> None:
     assert out.train["stopped_early"] and out.train["steps"] == 5 * 4 and len(history) == 4
     assert out.train["best_step"] == 5 and all(v > history[0][1] for _, v in history[1:])
     # The returned weights are those of step 5: their validation loss is the best one.
-    batches = FORECAST.objective.training_set(FORECAST, data, proto, CPU, 0)
-    with torch.no_grad():
-        val = sum(float(batches.loss(model, b)) for b in batches.validation) / len(batches.validation)
-    assert val == pytest.approx(out.train["best_val_loss"], rel=1e-6)
+    assert validation_loss(model, data, proto) == pytest.approx(out.train["best_val_loss"], rel=1e-6)
     assert out.state_dict["lin.weight"].equal(model.lin.weight.detach())
 
 
@@ -323,10 +327,7 @@ def test_a_weight_average_is_what_is_validated_and_kept() -> None:
     plain = train_and_evaluate(FORECAST, iterate, data, Protocol(**{**proto.to_dict(), "weight_average": None}), CPU, 0)
     assert out.train["best_step"] == 60 and plain.train["best_step"] == 60
     assert not torch.allclose(model.lin.weight, iterate.lin.weight)  # same iterates, different weights kept
-    batches = FORECAST.objective.training_set(FORECAST, data, proto, CPU, 0)
-    with torch.no_grad():
-        val = sum(float(batches.loss(model, b)) for b in batches.validation) / len(batches.validation)
-    assert val == pytest.approx(out.train["best_val_loss"], rel=1e-6)
+    assert validation_loss(model, data, proto) == pytest.approx(out.train["best_val_loss"], rel=1e-6)
     assert out.state_dict["lin.weight"].equal(model.lin.weight.detach())
 
 
