@@ -6,6 +6,8 @@ import dataclasses
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -256,9 +258,6 @@ def test_manifest_hashes_match_verification_without_reading_files(copy_of) -> No
 def test_the_validation_data_dir_scores_on_the_validation_split(tmp_path: Path) -> None:
     """benchmarks/val_as_test.py: a verified data directory whose test split is the validation
     split, continued over the test horizon where the validation trajectories are shorter."""
-    import subprocess
-    import sys
-
     script = Path(__file__).resolve().parent.parent / "benchmarks" / "val_as_test.py"
     out = tmp_path / "val"
     subprocess.run([sys.executable, str(script), str(out), "--tasks", "heat-forecast,lorenz-forecast"], check=True, capture_output=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from odebench.optim import Adam
+from odebench.optim import Adam, WeightAverage
 
 
 def _pair(weight_decay: float) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -51,8 +51,6 @@ def test_a_parameter_without_a_gradient_is_left_alone() -> None:
 
 
 def test_the_weight_average_follows_its_recurrence_and_swaps_back() -> None:
-    from odebench.optim import WeightAverage
-
     p = torch.nn.Parameter(torch.zeros(3))
     average = WeightAverage([p], decay=0.5)
     expected = 0.0
