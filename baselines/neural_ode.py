@@ -53,8 +53,9 @@ CLASSIFY_STEP_SIZE = 0.25
 #: (four steps, 16 evaluations): adaptive dopri5 took 36–59 evaluations per call there
 #: and 0.3–0.4 s per training step on one CPU thread, for no accuracy gained (heat-classify
 #: validation accuracy, seed 0: 0.969 with rk4 in 120 s; version 1's dopri5 ran out of
-#: its 600 s cap at 1,430 of 2,000 steps with 0.915 on test). Forecasting keeps dopri5,
-#: whose steps span several sample intervals on Lorenz-63.
+#: its 600 s cap at 1,430 of 2,000 steps with 0.915 on test). A forecaster takes its
+#: system's ``forecast_method`` (``SystemDefaults``): dopri5, whose steps span several
+#: sample intervals on Lorenz-63, except RK4 at the sample interval on Kuramoto–Sivashinsky.
 DEFAULT_METHODS = {"forecast": "dopri5", "classify": "rk4"}
 #: Order of the error estimate of each adaptive method: the local error the controller
 #: holds to ``rtol``/``atol`` scales as ``h ** order``.
@@ -166,7 +167,8 @@ def build_neural_ode(
 ) -> nn.Module:
     """A Neural ODE for ``task`` (forecast or classify).
 
-    ``method``: a torchdiffeq method (default per kind, :data:`DEFAULT_METHODS`), adaptive (``odebench.toolkit.ADAPTIVE_METHODS``,
+    ``method``: a torchdiffeq method (default per kind, :data:`DEFAULT_METHODS`, and for
+    forecasting per system, ``SystemDefaults.forecast_method``), adaptive (``odebench.toolkit.ADAPTIVE_METHODS``,
     using ``rtol``, default 1e-4, and ``atol``, default 1e-5, on the scaled state) or
     fixed-step (``FIXED_METHODS``, using ``step_size``, default ``task.dt`` for
     forecasting and 0.25 for a classifier's hidden ODE on [0, 1]). Giving tolerances to a
@@ -181,7 +183,8 @@ def build_neural_ode(
     """
     build = for_kind(task, _BUILDERS, "neural-ode")
     field_kind = resolve_field(task, field)
-    method = DEFAULT_METHODS[task.kind] if method is None else method  # for_kind checked the kind
+    if method is None:  # for_kind checked the kind
+        method = system_defaults(task).forecast_method if task.kind == "forecast" else DEFAULT_METHODS[task.kind]
     solver = Solver(method, rtol, atol, step_size, adjoint, max_num_steps, label="neural-ode")
     solver = solver.with_defaults(rtol=_DEFAULT_RTOL, atol=_DEFAULT_ATOL)
     hp = {
@@ -195,7 +198,7 @@ def build_neural_ode(
 build_neural_ode.task_kinds = tuple(_BUILDERS)  # type: ignore[attr-defined]
 build_neural_ode.hyperparameters = (  # type: ignore[attr-defined]
     *solver_hyperparameters(
-        method=None, method_note="forecast: dopri5; classify: rk4",
+        method=None, method_note="forecast, per system: " + per_system(lambda d: d.forecast_method) + "; classify: rk4",
         rtol=_DEFAULT_RTOL, atol=_DEFAULT_ATOL,
         step_size_note=f"forecast: the task's dt (one step per sample interval); classify: {CLASSIFY_STEP_SIZE:g} over [0, 1]",
     ),

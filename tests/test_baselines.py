@@ -184,6 +184,16 @@ def test_rk4_costs_exactly_four_evaluations_per_step(task_name: str, steps_per_i
     assert model.nfe == 4 * 10 * steps_per_interval
 
 
+def test_neural_ode_forecasters_default_to_their_systems_solver() -> None:
+    ks, lorenz = TASKS["ks-forecast"], TASKS["lorenz-forecast"]
+    model = build_model("neural-ode", ks, {})
+    assert (model.solver.method, model.solver.step_size, model.solver.rtol) == ("rk4", ks.dt, None)
+    model(_state(ks, 2), _grid(ks, 11))
+    assert model.nfe == 4 * 10  # one RK4 step per sample interval
+    assert build_model("neural-ode", lorenz, {}).solver.method == "dopri5"
+    assert build_model("neural-ode", ks, {"method": "dopri5"}).solver.rtol == pytest.approx(1e-4)
+
+
 def test_rk4_step_that_does_not_divide_the_span_rounds_up() -> None:
     model = build_neural_ode(LORENZ, method="rk4", step_size=0.03)
     model(_state(LORENZ, 2), _grid(LORENZ, 11))  # span 0.1: steps of 0.03 → 4 steps
