@@ -82,13 +82,14 @@ class WeightAverage:
         self.decay = float(decay)
         self.updates = 0
         self._average = [p.detach().clone() for p in self.params]
+        self._current = [p.detach() for p in self.params]  # views: they follow the in-place optimiser steps
 
     @torch.no_grad()
     def update(self) -> None:
         """Fold the current parameters into the average."""
         self.updates += 1
         d = min(self.decay, self.updates / (self.updates + 9.0))
-        torch._foreach_lerp_(self._average, [p.detach() for p in self.params], 1.0 - d)
+        torch._foreach_lerp_(self._average, self._current, 1.0 - d)
 
     @torch.no_grad()
     def _swap(self) -> None:

@@ -76,6 +76,23 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
     since_best = 0
     nfe_backward_total = 0
     nfe_forward_total = 0
+
+    def validate(step: int) -> bool:
+        """Validate the weights that would be kept at ``step``; keep them if they are the best so far."""
+        nonlocal best_loss, best_state
+        with validated_weights():
+            val = _validation_loss(model, batches, guard)
+            if not math.isfinite(val):
+                raise ModelOutputError(f"validation loss is {val} at step {step}: the model produced NaN or Inf")
+            facts["val_history"].append([step, val])
+            if progress is not None:
+                progress("training", step, val)
+            if val >= best_loss:
+                return False
+            best_loss, facts["best_step"] = val, step
+            best_state = tensor_state(model)
+            return True
+
     model.train()
     for step in range(protocol.max_steps):
         with clock.running():
@@ -104,19 +121,10 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
             progress("training", step + 1, None)
         last = step + 1 == protocol.max_steps
         if (step + 1) % protocol.eval_every == 0 or last:
-            with validated_weights():
-                val = _validation_loss(model, batches, guard)
-                if not math.isfinite(val):
-                    raise ModelOutputError(f"validation loss is {val} at step {step + 1}: the model produced NaN or Inf")
-                facts["val_history"].append([step + 1, val])
-                if progress is not None:
-                    progress("training", step + 1, val)
-                improved = val < best_loss
-                if improved:
-                    best_loss, since_best = val, 0
-                    best_state = tensor_state(model)
-                    facts["best_step"] = step + 1
-            if not improved and step + 1 >= protocol.patience_start_fraction * protocol.max_steps:
+            improved = validate(step + 1)
+            if improved:
+                since_best = 0
+            elif step + 1 >= protocol.patience_start_fraction * protocol.max_steps:
                 since_best += 1
                 if since_best >= protocol.patience:
                     facts["stopped_early"] = True
@@ -124,14 +132,8 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
         if protocol.wall_clock_cap_s is not None and time.perf_counter() - started > protocol.wall_clock_cap_s:
             facts["truncated"] = True
             break
-    validated = [s for s, _ in facts["val_history"]]
-    if facts["steps"] not in validated:  # truncated by the wall-clock cap between validations
-        with validated_weights():
-            val = _validation_loss(model, batches, guard)
-            facts["val_history"].append([facts["steps"], val])
-            if math.isfinite(val) and val < best_loss:
-                best_loss, facts["best_step"] = val, facts["steps"]
-                best_state = tensor_state(model)
+    if facts["steps"] not in [s for s, _ in facts["val_history"]]:  # truncated by the wall-clock cap between validations
+        validate(facts["steps"])
     if best_state is not None:
         model.load_state_dict(best_state)
     facts["best_val_loss"] = best_loss if math.isfinite(best_loss) else None
