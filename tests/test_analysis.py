@@ -124,6 +124,7 @@ def test_exact_lorenz_has_the_true_exponent_and_statistics_at_the_floor(analysed
     assert 0 < max(long_run["wasserstein_floor"]) < 0.5
     rob = rec["robustness"]
     assert rob["reproduces_record"] is True
+    assert rob["variants"]["native"]["escaped_fraction"] == 0  # the truth stays on its attractor
     native = rob["variants"]["native"]["score"]
     for name in ("half_step", "double_step"):  # the true system is insensitive to its own step
         assert rob["variants"][name]["status"] == "ok"
@@ -139,6 +140,7 @@ def test_a_contracting_model_has_a_negative_exponent(analysed: Path) -> None:
     assert rec["lyapunov"]["lambda1"] == pytest.approx(-1.0, abs=1e-4)
     assert rec["lyapunov"]["regime"] in ("fixed point", "contracting")
     assert rec["long_run"]["diverged_fraction"] == 0
+    assert rec["robustness"]["variants"]["native"]["escaped_fraction"] == 0  # a fixed point inside the attractor's range is wrong, not off-range
     assert all(w1 > 3 * floor for w1, floor in zip(rec["long_run"]["wasserstein"], rec["long_run"]["wasserstein_floor"]))
     # no with_discretisation: every variant but the native one is n/a, never a number
     for name in ("half_step", "double_step", "other_solver"):
@@ -151,6 +153,7 @@ def test_a_diverging_model_is_reported_as_diverged_not_as_a_number(analysed: Pat
     assert rec["lyapunov"]["lambda1"] is None and rec["lyapunov"]["regime"] == "diverged"
     assert rec["long_run"]["diverged_fraction"] == 1.0 and rec["long_run"]["wasserstein"] is None
     assert all(t is not None and t < 5 for t in rec["long_run"]["diverged_at"])
+    assert rec["robustness"]["variants"]["native"]["escaped_fraction"] == 1.0  # every test forecast leaves the range
     assert rec["figures"]["attractor"]["model"] is None
 
 
@@ -177,6 +180,14 @@ def test_analyses_resume_and_redo_a_rerun_record(analysed: Path, capsys: pytest.
     assert main(["analyze", "--results", str(analysed), "--model", "fake-decays", *SETTINGS]) == 0
     assert "1 analysed" in capsys.readouterr().out
     assert read_analysis(analysis_path(record))["run"]["run_id"] == "rerun"
+    # so does an analysis written before test forecasts were checked for escapes
+    written = analysis_path(record)
+    old = json.loads(written.read_text())
+    del old["robustness"]["variants"]["native"]["escaped_fraction"]
+    written.write_text(json.dumps(old))
+    assert main(["analyze", "--results", str(analysed), "--model", "fake-decays", *SETTINGS]) == 0
+    assert "1 analysed" in capsys.readouterr().out
+    assert "escaped_fraction" in read_analysis(written)["robustness"]["variants"]["native"]
     # other settings make an analysis stale too
     assert main(["analyze", "--results", str(analysed), "--model", "fake-decays", "--set", "n_rollouts=2", "--set", "long_time=20", "--set", "burn_in=2"]) == 0
     assert read_analysis(analysis_path(record))["config"]["n_rollouts"] == 2

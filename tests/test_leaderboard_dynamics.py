@@ -17,7 +17,7 @@ import pytest
 
 from odebench.analysis.records import ANALYSIS_SCHEMA, ANALYSIS_SCHEMA_VERSION, analysis_path, validate_analysis, write_analysis
 from odebench.leaderboard import DYNAMICS_KINDS, aggregate, dynamics_plots, pair_analyses, render_markdown, write_leaderboard
-from odebench.leaderboard.dynamics import dynamics_section
+from odebench.leaderboard.dynamics import dynamics_legend, dynamics_section
 from odebench.results import read_records, write_record
 
 
@@ -319,6 +319,28 @@ def test_columns_empty_for_a_whole_task_are_left_out() -> None:
     assert "over modes 1–2" in section and "λ1" not in section and "Floors" not in section
     chaos_headers = list(tables(_chaos_section())[0][0])
     assert "spectrum error" not in chaos_headers and "decay-rate error" not in chaos_headers and "notes" not in chaos_headers
+
+
+def test_test_forecasts_off_range_show_their_mean_share_and_the_seeds_that_had_any() -> None:
+    records, analyses = [], []
+    for model, shares in (("resnet", (0.0, 0.5, 1.0)), ("lm-resnet", (0.0, 0.0, 0.0))):
+        for seed, share in enumerate(shares):
+            rec = run(KS, model, seed)
+            rob = robustness(1.0)
+            rob["variants"]["native"]["escaped_fraction"] = share
+            records.append(rec)
+            analyses.append(analysis(rec, robustness=rob, config={"escape_factor": 2.0}))
+    agg = aggregate(records)
+    dynamics = pair_analyses(agg, analyses)
+    (table,) = tables("\n".join(dynamics_section(agg, dynamics, KS)))
+    assert {r["model"]: r["test forecasts off-range"] for r in table} == {"resnet": "50% (2/3 seeds)", "lm-resnet": "0%"}
+    (legend,) = dynamics_legend(dynamics)
+    assert "test forecasts off-range: the share of test trajectories" in legend and "the box 2 times the training split's range" in legend
+    # analyses written before the share existed: no column and no legend entry, so older boards re-render unchanged
+    for a in analyses:
+        del a["robustness"]["variants"]["native"]["escaped_fraction"]
+    (table,) = tables("\n".join(dynamics_section(agg, pair_analyses(agg, analyses), KS)))
+    assert "test forecasts off-range" not in table[0] and "off-range" not in dynamics_legend(pair_analyses(agg, analyses))[0]
 
 
 # --- the board --------------------------------------------------------------------------

@@ -15,7 +15,9 @@ computes, for the task's system:
   (:func:`~odebench.analysis.dynamics.long_rollout`) and the regime it settles into;
 * **step and solver robustness** on the test split: the main score again with the
   model's step halved and doubled and, for an ODE model, under another solver, through
-  the optional ``with_discretisation`` of the model contract ("n/a" without it);
+  the optional ``with_discretisation`` of the model contract ("n/a" without it), each
+  with the share of test forecasts that diverge or leave the box ``escape_factor`` times
+  the training split's range about its centre anywhere over the horizon;
 * **decay rates per Fourier mode** (heat): of the model's linearisation at the zero
   state, against the exact ``−κ(2πk/L)²``.
 
@@ -317,7 +319,8 @@ def _main_score(task: Any) -> str:
     return "vpt" if task.lyapunov_exponent else "nrmse_mean"
 
 
-def _score(task: Any, pred: np.ndarray, target: np.ndarray, sigma: np.ndarray, times: np.ndarray) -> dict[str, Any]:
+def _score(task: Any, pred: np.ndarray, target: np.ndarray, sigma: np.ndarray, times: np.ndarray, box: Box) -> dict[str, Any]:
+    """The main score and nRMSE mean of ``pred``, and the shares of its rollouts that diverge or escape ``box``."""
     from ..metrics import nrmse_curve, valid_prediction_time
 
     curve = nrmse_curve(pred, target, sigma)
@@ -326,6 +329,7 @@ def _score(task: Any, pred: np.ndarray, target: np.ndarray, sigma: np.ndarray, t
     out: dict[str, Any] = {
         "nrmse_mean": float(np.mean(per_mean)),
         "diverged_fraction": float((~np.isfinite(pred.reshape(pred.shape[0], -1)).all(axis=1)).mean()),
+        "escaped_fraction": float((~box.inside(pred)).mean()),
         "per_item": per_mean,
     }
     if task.lyapunov_exponent:
@@ -334,6 +338,14 @@ def _score(task: Any, pred: np.ndarray, target: np.ndarray, sigma: np.ndarray, t
         out["per_item"] = vpt
     out["score"] = out[_main_score(task)]
     return out
+
+
+#: The numbers of a robustness variant, None where it did not run.
+_NO_NUMBERS: dict[str, Any] = {"score": None, "nrmse_mean": None, "diverged_fraction": None, "escaped_fraction": None}
+
+
+def _variant_numbers(scored: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: scored[k] for k in _NO_NUMBERS}
 
 
 def _predict(model: Any, u0: np.ndarray, times: np.ndarray, batch: int) -> np.ndarray:
@@ -378,11 +390,14 @@ def _robustness(task: Any, model: Any, rec: Mapping[str, Any], data: Any, config
     target = np.asarray(data.test.u[:n], dtype=np.float32).astype(np.float64)
     times = np.asarray(data.times, dtype=np.float64)
     sigma = training_sigma(data, task)
+    # The range a forecast may not leave: escape_factor × the training split's range about
+    # its centre, the long runs' criterion applied to the data a submitter trains on.
+    box = _box(np.asarray(data.train.u, dtype=np.float64), bool(task.pooled_sigma), config.escape_factor)
     metric = _main_score(task)
     variants: dict[str, dict[str, Any]] = {}
     native = _predict(model, u0, times, batch)
-    scored = _score(task, native, target, sigma, times)
-    variants["native"] = {"status": "ok", "description": "as trained", "score": scored["score"], "nrmse_mean": scored["nrmse_mean"], "diverged_fraction": scored["diverged_fraction"], "note": None}
+    scored = _score(task, native, target, sigma, times, box)
+    variants["native"] = {"status": "ok", "description": "as trained", **_variant_numbers(scored), "note": None}
     recorded = (rec.get("items") or {}).get(metric)
     reproduces = None
     if isinstance(recorded, list) and len(recorded) >= n:
@@ -397,19 +412,19 @@ def _robustness(task: Any, model: Any, rec: Mapping[str, Any], data: Any, config
     }
     for name, (what, kwargs, stride) in plans.items():
         if not can:
-            variants[name] = {"status": "n/a", "description": what, "score": None, "nrmse_mean": None, "diverged_fraction": None, "note": "the model has no with_discretisation"}
+            variants[name] = {"status": "n/a", "description": what, **_NO_NUMBERS, "note": "the model has no with_discretisation"}
             continue
         try:
             variant = model.with_discretisation(**kwargs)
         except (ValueError, TypeError, NotImplementedError) as exc:
-            variants[name] = {"status": "n/a", "description": what, "score": None, "nrmse_mean": None, "diverged_fraction": None, "note": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
+            variants[name] = {"status": "n/a", "description": what, **_NO_NUMBERS, "note": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
             continue
         try:
             pred = _predict(variant.eval(), u0, times[::stride], batch)
-            s = _score(task, pred, target[:, ::stride], sigma, times[::stride])
-            variants[name] = {"status": "ok", "description": _describe(variant, what), "score": s["score"], "nrmse_mean": s["nrmse_mean"], "diverged_fraction": s["diverged_fraction"], "note": None}
+            s = _score(task, pred, target[:, ::stride], sigma, times[::stride], box)
+            variants[name] = {"status": "ok", "description": _describe(variant, what), **_variant_numbers(s), "note": None}
         except Exception as exc:  # noqa: BLE001 - a variant that fails says so; the others still count
-            variants[name] = {"status": "failed", "description": what, "score": None, "nrmse_mean": None, "diverged_fraction": None, "note": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+            variants[name] = {"status": "failed", "description": what, **_NO_NUMBERS, "note": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
     block = {"metric": metric, "n_items": n, "reproduces_record": reproduces, "variants": {k: variants[k] for k in VARIANTS}}
     return block, native[0]
 

@@ -25,7 +25,8 @@ settings changed is stale and redone. Layout (``analysis_schema_version`` 1)::
     robustness {metric ("vpt" | "nrmse_mean"), n_items, reproduces_record (bool or null),
               variants {native, half_step, double_step, other_solver: each
                         {status ("ok" | "n/a" | "failed"), description, score, nrmse_mean,
-                         diverged_fraction, note}}},
+                         diverged_fraction, escaped_fraction (non-finite or outside the
+                         training range's box; absent from records written before it), note}}},
     decay_rates null | {k, model, true, tau, modes_scored, relative_error, linearised_at},
     figures  {attractor null | {variables [i, j], names, true {a, b}, model {a, b}},
               spacetime null | {t, true [[...]], model [[...]]}}

@@ -98,8 +98,10 @@ def is_current(record_file: Path, config: Mapping[str, Any]) -> bool:
     except (AnalysisRecordError, ValueError):
         return False
     weights = record_file.with_name(str(rec.get("weights") or ""))
+    native = ((done.get("robustness") or {}).get("variants") or {}).get("native") or {}
     return (
         done["status"] == "ok"
+        and "escaped_fraction" in native  # written before test forecasts were checked for escapes: redo
         and done["run"].get("run_id") == rec.get("run_id")
         and done.get("config") == dict(config)
         and weights.is_file()

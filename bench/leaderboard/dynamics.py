@@ -277,6 +277,19 @@ def _variant_cell(analyses: Sequence[Mapping[str, Any]], variant: str, fmt: Form
     return text + (f" ({n_failed} failed)" if n_failed else "")
 
 
+def _escape_cell(analyses: Sequence[Mapping[str, Any]]) -> str:
+    """The share of test forecasts (as trained) that diverge or leave the training range's box, mean over seeds."""
+    shares = []
+    for a in analyses:
+        native = ((_block(a, "robustness") or {}).get("variants") or {}).get("native")
+        if isinstance(native, Mapping) and native.get("status") == "ok" and math.isfinite(number(native.get("escaped_fraction"))):
+            shares.append(number(native.get("escaped_fraction")))
+    if not shares:
+        return ""
+    hit = sum(1 for x in shares if x > 0)
+    return percent(_mean(shares)) + (f" ({hit}/{len(shares)} seeds)" if hit else "")
+
+
 def _decay_cell(analyses: Sequence[Mapping[str, Any]]) -> str:
     blocks = [b for b in (_block(a, "decay_rates") for a in analyses) if b is not None]
     if not blocks:
@@ -317,7 +330,7 @@ def dynamics_table(rows: Sequence[DynamicsRow], metrics: Sequence[MetricInfo] = 
         lyap = _lyapunov_cells(r.analyses)
         long_run = _long_run_cells(r.analyses)
         variants = [_variant_cell(r.analyses, v, fmt) for v in VARIANTS]
-        body.append([esc(r.label), f"{len(r.analyses)}/{r.n_seeds}", *lyap, *long_run, *variants, _decay_cell(r.analyses), esc(_notes(r.analyses))])
+        body.append([esc(r.label), f"{len(r.analyses)}/{r.n_seeds}", *lyap, *long_run, _escape_cell(r.analyses), *variants, _decay_cell(r.analyses), esc(_notes(r.analyses))])
     headers = [
         "reference" if references else "model",
         "seeds analysed",
@@ -327,11 +340,12 @@ def dynamics_table(rows: Sequence[DynamicsRow], metrics: Sequence[MetricInfo] = 
         "W1/σ",
         "spectrum error",
         "long runs diverged",
+        "test forecasts off-range",
         *(f"{name} {_VARIANT_HEADERS[v]}" for v in VARIANTS),
         "decay-rate error",
         "notes",
     ]
-    right = [False, True, True, True, False, True, True, True, *([True] * len(VARIANTS)), True, False]
+    right = [False, True, True, True, False, True, True, True, True, *([True] * len(VARIANTS)), True, False]
     keep = [i for i in range(len(headers)) if i < 2 or any(row[i] for row in body)]
     return md_table([esc(headers[i]) for i in keep], [[row[i] for i in keep] for row in body], [right[i] for i in keep])
 
@@ -397,6 +411,12 @@ def dynamics_section(agg: Aggregate, dynamics: Dynamics, task: str, links: Mappi
     return out
 
 
+def _escape_factors(dynamics: Dynamics) -> str:
+    """The analyses' escape factors ("2", or "2–3" where settings differ)."""
+    factors = _finite([number((a.get("config") or {}).get("escape_factor")) for rows in dynamics.rows.values() for r in rows for a in r.analyses])
+    return _span(factors, lambda x: f"{x:g}") if factors else "escape_factor"
+
+
 def dynamics_legend(dynamics: Dynamics | None) -> list[str]:
     """How to read the learned-dynamics tables (nothing when the board has none)."""
     if dynamics is None or not dynamics.tasks:
@@ -409,6 +429,14 @@ def dynamics_legend(dynamics: Dynamics | None) -> list[str]:
         "λ1 rel. error: |λ1 − true λ1| / true λ1. regime: what the long runs settle into (chaotic, cycle, fixed point, contracting, diverged), the most common with its count. "
         "W1/σ: Wasserstein-1 distance between the model's and the true long-run distribution of each variable, in units of the true σ, mean over variables; "
         "spectrum error: distance between the long runs' energy spectra; read both against the floor under the table (two independent true runs: what sampling noise alone gives). "
-        "long runs diverged: their share that blew up. native, h/2, 2h, other solver: the main score rescored at the trained step, at half and double the step and with another solver "
+        "long runs diverged: their share that blew up. "
+        + (
+            "test forecasts off-range: the share of test trajectories whose forecast (as trained, over the whole horizon) is non-finite or leaves, "
+            f"at some time and in some variable, the box {_escape_factors(dynamics)} times the training split's range about its centre: off the attractor, "
+            "however good its VPT; mean over seeds, with the seeds that had any. "
+            if any(_escape_cell(r.analyses) for rows in dynamics.rows.values() for r in rows)
+            else ""
+        )
+        + "native, h/2, 2h, other solver: the main score rescored at the trained step, at half and double the step and with another solver "
         "(n/a: the model offers no such change). decay-rate error: relative error of the per-mode decay rates against the exact ones."
     ]
