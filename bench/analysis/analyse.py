@@ -46,7 +46,7 @@ import numpy as np
 
 from ..data import file_sha256
 from .dynamics import Box, energy_spectrum, long_rollout, mode_decay_rates, regime, resolved_modes, spectrum_error, wasserstein_per_variable
-from .records import ANALYSIS_SCHEMA, ANALYSIS_SCHEMA_VERSION, VARIANTS, analysis_path
+from .records import ANALYSIS_SCHEMA, ANALYSIS_SCHEMA_VERSION, VARIANT_NUMBERS, VARIANTS, analysis_path
 
 __all__ = ["AnalysisConfig", "config_for", "AnalysisError", "TrueRuns", "true_long_runs", "analyse_record", "failed_analysis", "analyse_to_file"]
 
@@ -341,7 +341,7 @@ def _score(task: Any, pred: np.ndarray, target: np.ndarray, sigma: np.ndarray, t
 
 
 #: The numbers of a robustness variant, None where it did not run.
-_NO_NUMBERS: dict[str, Any] = {"score": None, "nrmse_mean": None, "diverged_fraction": None, "escaped_fraction": None}
+_NO_NUMBERS: dict[str, Any] = dict.fromkeys(VARIANT_NUMBERS)
 
 
 def _variant_numbers(scored: Mapping[str, Any]) -> dict[str, Any]:

@@ -51,6 +51,7 @@ __all__ = [
     "ANALYSIS_SCHEMA_VERSION",
     "ANALYSIS_SUFFIX",
     "VARIANTS",
+    "VARIANT_NUMBERS",
     "REGIMES",
     "AnalysisRecordError",
     "analysis_path",
@@ -67,6 +68,9 @@ ANALYSIS_SCHEMA_VERSION = 1
 ANALYSIS_SUFFIX = ".analysis.json"
 #: The robustness variants, in the order tables show them.
 VARIANTS = ("native", "half_step", "double_step", "other_solver")
+#: The numbers each robustness variant carries (null where it did not run); an analysis
+#: whose variants lack one was written by an older analysis and is redone.
+VARIANT_NUMBERS = ("score", "nrmse_mean", "diverged_fraction", "escaped_fraction")
 #: What the long run of a model settles into, as the Lyapunov analysis names it.
 REGIMES = ("chaotic", "cycle", "fixed point", "contracting", "diverged")
 _REQUIRED = ("schema", "analysis_schema_version", "created", "status", "error", "run", "config", "robustness", "figures")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..results import read_records
-from .records import AnalysisRecordError, analysis_path, read_analysis, write_analysis
+from .records import VARIANT_NUMBERS, VARIANTS, AnalysisRecordError, analysis_path, read_analysis, write_analysis
 
 __all__ = ["CACHE_DIRNAME", "DEFAULT_TIMEOUT_S", "AnalysisSummary", "plan_analyses", "is_current", "run_analyses"]
 
@@ -98,10 +98,10 @@ def is_current(record_file: Path, config: Mapping[str, Any]) -> bool:
     except (AnalysisRecordError, ValueError):
         return False
     weights = record_file.with_name(str(rec.get("weights") or ""))
-    native = ((done.get("robustness") or {}).get("variants") or {}).get("native") or {}
+    variants = (done.get("robustness") or {}).get("variants") or {}
     return (
         done["status"] == "ok"
-        and "escaped_fraction" in native  # written before test forecasts were checked for escapes: redo
+        and all(set(VARIANT_NUMBERS) <= set(variants.get(v) or {}) for v in VARIANTS)  # else written by an older analysis
         and done["run"].get("run_id") == rec.get("run_id")
         and done.get("config") == dict(config)
         and weights.is_file()

@@ -257,14 +257,20 @@ def _long_run_cells(analyses: Sequence[Mapping[str, Any]]) -> tuple[str, str, st
     return w1_text, spectrum_text, percent(_mean(diverged)) if diverged else "—"
 
 
-def _variant_cell(analyses: Sequence[Mapping[str, Any]], variant: str, fmt: Formatter) -> str:
-    """A robustness variant's mean score over the seeds where it ran; "n/a" where the model offers none."""
+def _variant_entries(analyses: Sequence[Mapping[str, Any]], variant: str) -> list[Mapping[str, Any]]:
+    """The ``variant`` entry of each analysis's robustness block, where it has one."""
     entries = []
     for a in analyses:
         variants = (_block(a, "robustness") or {}).get("variants")
         entry = variants.get(variant) if isinstance(variants, Mapping) else None
         if isinstance(entry, Mapping):
             entries.append(entry)
+    return entries
+
+
+def _variant_cell(analyses: Sequence[Mapping[str, Any]], variant: str, fmt: Formatter) -> str:
+    """A robustness variant's mean score over the seeds where it ran; "n/a" where the model offers none."""
+    entries = _variant_entries(analyses, variant)
     if not entries:
         return ""
     ran = [e for e in entries if e.get("status") == "ok"]
@@ -279,11 +285,7 @@ def _variant_cell(analyses: Sequence[Mapping[str, Any]], variant: str, fmt: Form
 
 def _escape_cell(analyses: Sequence[Mapping[str, Any]]) -> str:
     """The share of test forecasts (as trained) that diverge or leave the training range's box, mean over seeds."""
-    shares = []
-    for a in analyses:
-        native = ((_block(a, "robustness") or {}).get("variants") or {}).get("native")
-        if isinstance(native, Mapping) and native.get("status") == "ok" and math.isfinite(number(native.get("escaped_fraction"))):
-            shares.append(number(native.get("escaped_fraction")))
+    shares = _finite([number(e.get("escaped_fraction")) for e in _variant_entries(analyses, "native") if e.get("status") == "ok"])
     if not shares:
         return ""
     hit = sum(1 for x in shares if x > 0)
