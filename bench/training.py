@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .finetune import lbfgs_phase
 from .measure import GpuPeak, Stopwatch
 from .nfe_guard import NFEGuard
 from .optim import Adam, WeightAverage
@@ -136,6 +137,11 @@ def _train(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol: Pro
         validate(facts["steps"])
     if best_state is not None:
         model.load_state_dict(best_state)
+    if protocol.lbfgs_iters:
+        if progress is not None:
+            progress("fine-tuning", facts["steps"], best_loss if math.isfinite(best_loss) else None)
+        with clock.running():
+            facts["lbfgs"] = lbfgs_phase(task, model, data, protocol, device, seed, guard)
     facts["best_val_loss"] = best_loss if math.isfinite(best_loss) else None
     facts["nfe_forward_train_mean"] = nfe_forward_total / max(1, facts["steps"])
     facts["phase_seconds"] = time.perf_counter() - started

@@ -598,7 +598,9 @@ def test_quick_profile_training_path_learns(name: str, task_name: str) -> None:
     with finite scores, and the model learns. Forecasters must lower the validation loss
     within the 40 steps; a classifier's cross-entropy sits on its ln(classes) plateau that
     long, so it must instead fit one of the objective's own (augmented) training batches,
-    its loss falling by 20 % in 100 steps (a broken gradient leaves it where it was). A guard against a training path that silently
+    its loss falling by 20 % in 100 steps (a broken gradient leaves it where it was). Where
+    the task's protocol has the L-BFGS phase (lorenz-forecast), it must run all its
+    iterations and lower the loss of its fixed training windows. A guard against a training path that silently
     stops learning (a detached graph, labels scrambled by augmentation, a wrong loss)."""
     from odebench.protocol import protocol_for
     from odebench.training import train_and_evaluate
@@ -629,3 +631,7 @@ def test_quick_profile_training_path_learns(name: str, task_name: str) -> None:
     assert math.isfinite(out.metrics[task.main_metric]) and math.isfinite(out.train["best_val_loss"])
     if task.kind == "forecast":
         assert out.train["best_val_loss"] < 0.97 * before, (before, out.train["val_history"])
+    if protocol.lbfgs_iters:  # the L-BFGS phase ran its line search to the end on this model
+        facts = out.train["lbfgs"]
+        assert facts["evaluations"] >= protocol.lbfgs_iters and facts["iterations"] == protocol.lbfgs_iters, facts
+        assert facts["train_loss_after"] < facts["train_loss_before"] and math.isfinite(facts["val_loss_after"]), facts

@@ -294,7 +294,7 @@ def test_patience_counts_only_from_the_second_half_of_the_budget() -> None:
 def test_the_leaderboard_profiles_have_a_step_budget_and_no_wall_clock() -> None:
     for profile in ("quick", "standard"):
         proto = protocol_for(FORECAST, profile)
-        assert proto.wall_clock_cap_s is None and proto.version == "4" and proto.max_steps > 0
+        assert proto.wall_clock_cap_s is None and proto.version == "5" and proto.max_steps > 0
 
 
 class NaNOnStepThree(Stepper):
