@@ -41,15 +41,23 @@ class _NonFinite(ArithmeticError):
 
 def lbfgs_settings(protocol: Protocol) -> Protocol:
     """The protocol the phase draws its fixed windows with: ``lbfgs_windows`` windows of
-    ``lbfgs_window`` samples, one validation batch of as many, no augmentation or noise."""
+    ``lbfgs_window`` samples (forecasting), one validation batch of as many (at most the
+    split), no augmentation or noise."""
     return replace(
         protocol,
         rollout=protocol.lbfgs_window or protocol.rollout,
         batch_size=protocol.lbfgs_windows,
         val_batches=1,
+        eval_batch_size=protocol.lbfgs_windows,  # a classification objective's validation batch
         augment=False,
         input_noise=0.0,
     )
+
+
+def _batch_size(batch: Any) -> int:
+    """Items in a batch: a tensor, or a tuple whose first entry is one (inputs and labels)."""
+    first = batch[0] if isinstance(batch, (tuple, list)) else batch
+    return int(first.shape[0])
 
 
 def _loss_on(model: torch.nn.Module, batches: TrainingSet, batch: torch.Tensor, guard: NFEGuard, what: str) -> float:
@@ -77,8 +85,8 @@ def lbfgs_phase(task: TaskSpec, model: torch.nn.Module, data: TaskData, protocol
     val_batch = batches.validation[0]
     params = [p for p in model.parameters() if p.requires_grad]
     facts: dict[str, Any] = {
-        "window": settings.rollout or task.train_window,
-        "windows": int(train_batch.shape[0]),
+        "window": (settings.rollout or task.train_window) if task.kind == "forecast" else None,
+        "windows": _batch_size(train_batch),
         "max_iters": int(protocol.lbfgs_iters),
         "evaluations": 0,
         "nfe_forward": 0,

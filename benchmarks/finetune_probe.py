@@ -83,7 +83,7 @@ def main() -> None:
     def scores() -> dict[str, float]:
         metrics, _, _ = _evaluate(task, model, data, protocol, cpu)
         out = {main_metric: float(metrics[main_metric])}
-        if task.lyapunov_exponent:
+        if task.kind == "forecast" and task.lyapunov_exponent:
             out["vpt_many_starts"] = many_start_vpt(task, model, data, args.horizon, args.start_every)
         return out
 

@@ -14,7 +14,7 @@ from odebench.nfe_guard import NFEGuard
 from odebench.protocol import Protocol, protocol_for
 from odebench.training import train_and_evaluate
 
-from .test_training import CPU, FORECAST, Stepper, forecast_data
+from .test_training import CLASSIFY, CPU, FORECAST, MeanClassifier, Stepper, classify_data, forecast_data
 
 WINDOW = 10  # longer than the toy task's training window of 5, within its 12-sample validation trajectories
 
@@ -99,6 +99,20 @@ def test_the_nfe_limit_inside_the_phase_reverts_instead_of_failing_the_run() -> 
         facts = lbfgs_phase(FORECAST, model, forecast_data(), Protocol(**{**_protocol().to_dict(), "max_nfe_per_call": WINDOW - 2}), CPU, 0, guard)
     assert not facts["kept"] and "NFE limit exceeded" in (facts.get("reason") or "")
     assert all(torch.equal(v, start[k]) for k, v in model.state_dict().items())
+
+
+def test_the_phase_runs_on_a_classifier_through_the_same_objective_interface() -> None:
+    """Batches of a classification objective are (windows, labels); the phase needs no
+    knowledge of the kind: it fits the fixed windows and validates on as many."""
+    torch.manual_seed(0)
+    model = MeanClassifier()
+    proto = Protocol(**{**protocol_for(CLASSIFY, "quick").to_dict(), "lbfgs_windows": 32, "lbfgs_iters": 30})
+    facts = lbfgs_phase(CLASSIFY, model, classify_data(), proto, CPU, 0, NFEGuard(model, None))
+    assert facts["window"] is None and facts["windows"] == 32
+    batches = CLASSIFY.objective.training_set(CLASSIFY, classify_data(), lbfgs_settings(proto), CPU, 0)
+    assert len(batches.validation) == 1 and batches.validation[0][0].shape[0] == 32  # the whole validation split
+    assert facts["kept"] and facts["val_loss_after"] < 0.5 * facts["val_loss_before"]
+    assert facts["nfe_forward"] == facts["evaluations"]  # one evaluation per forward
 
 
 def test_zero_iterations_is_refused() -> None:
