@@ -91,12 +91,16 @@ class WindowClassifier(CountedModel):
 
     ``body`` maps the latent state to a latent state of the same shape (its fields
     count into ``nfe``); the head averages a latent field over space and applies one
-    linear layer.
+    linear layer. ``group`` (identity first; default the identity alone): the logits are
+    the mean over the group's images of the window, so the classifier is invariant under
+    the task's symmetries by construction; the images go through as one batch, one
+    evaluation of each field.
     """
 
-    def __init__(self, task: TaskSpec, field: str, channels: int, activation: str, state_scale: float, body: nn.Module) -> None:
+    def __init__(self, task: TaskSpec, field: str, channels: int, activation: str, state_scale: float, body: nn.Module, group: tuple = ()) -> None:
         super().__init__()
         self.task = task
+        self.group = tuple(group)
         self.state_scale = state_scale
         state_dim = 1
         for n in task.state_shape:
@@ -108,7 +112,10 @@ class WindowClassifier(CountedModel):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_window(self.task, x)
         x = x.to(self.head.weight.dtype) / self.state_scale
+        if len(self.group) > 1:
+            x = torch.cat([g(x) for g in self.group])
         z = self.body(self.encoder(x))
         if z.dim() == 3:
             z = z.mean(dim=-1)
-        return self.head(z)
+        logits = self.head(z)
+        return logits.view(len(self.group), -1, logits.shape[-1]).mean(dim=0) if len(self.group) > 1 else logits

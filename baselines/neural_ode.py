@@ -33,6 +33,7 @@ from ..toolkit import (
     CountedField,
     CountedModel,
     Solver,
+    SymmetricField,
     check_forecast_input,
     choice,
     for_kind,
@@ -42,7 +43,7 @@ from ..toolkit import (
     solver_hyperparameters,
 )
 from ._fields import WindowClassifier, from_latent, state_channels, to_latent
-from ._options import COMMON_HYPERPARAMETERS, per_system, resolve_field, system_defaults
+from ._options import COMMON_HYPERPARAMETERS, model_symmetry_group, per_system, resolve_field, resolve_symmetric, system_defaults
 
 __all__ = ["ADAPTIVE_ORDERS", "CLASSIFY_STEP_SIZE", "DEFAULT_METHODS", "ODEForecaster", "ODEBlock", "build_neural_ode"]
 
@@ -130,6 +131,9 @@ def _build_forecaster(task: TaskSpec, solver: Solver, hp: dict[str, Any], width:
     width = positive_int("width", defaults.width if width is None else width)
     depth = positive_int("depth", defaults.depth if depth is None else depth)
     field = make_field(hp["field"], state_channels(hp["field"], task.state_shape), width, depth, hp["activation"])
+    group = model_symmetry_group(task, hp["symmetric"])
+    if len(group) > 1:
+        field = SymmetricField(field, group)
     model = ODEForecaster(task, hp["field"], field, hp["state_scale"], solver)
     model.hparams = {**solver.hparams(), "width": width, "depth": depth, **hp}
     return model
@@ -142,7 +146,7 @@ def _build_classifier(task: TaskSpec, solver: Solver, hp: dict[str, Any], width:
     width = positive_int("width", 2 * channels if width is None else width)
     depth = positive_int("depth", 2 if depth is None else depth)
     body = ODEBlock(make_field(hp["field"], channels, width, depth, hp["activation"]), solver)
-    model = WindowClassifier(task, hp["field"], channels, hp["activation"], hp["state_scale"], body)
+    model = WindowClassifier(task, hp["field"], channels, hp["activation"], hp["state_scale"], body, model_symmetry_group(task, hp["symmetric"]))
     model.hparams = {**solver.hparams(), "width": width, "depth": depth, **hp}
     return model
 
@@ -164,6 +168,7 @@ def build_neural_ode(
     field: str = "auto",
     state_scale: float | None = None,
     max_num_steps: int = DEFAULT_MAX_NUM_STEPS,
+    symmetric: bool | None = None,
 ) -> nn.Module:
     """A Neural ODE for ``task`` (forecast or classify).
 
@@ -179,7 +184,10 @@ def build_neural_ode(
     ``activation``: one of ``ACTIVATIONS``. ``field``: ``auto``, ``mlp`` or ``conv``.
     ``state_scale``: raw states are divided by it (default per system, 10 for Lorenz-63).
     ``max_num_steps``: the most solver steps one solve may take before
-    :class:`~odebench.toolkit.SolverStepLimitError`.
+    :class:`~odebench.toolkit.SolverStepLimitError`. ``symmetric``: average over the
+    task's declared finite symmetries (default per system), which makes a forecaster's
+    vector field equivariant (:class:`~odebench.toolkit.SymmetricField`) and a
+    classifier's logits invariant.
     """
     build = for_kind(task, _BUILDERS, "neural-ode")
     field_kind = resolve_field(task, field)
@@ -191,6 +199,7 @@ def build_neural_ode(
         "activation": choice("activation", activation, ACTIVATIONS),
         "field": field_kind,
         "state_scale": positive_float("state_scale", system_defaults(task).state_scale if state_scale is None else state_scale),
+        "symmetric": resolve_symmetric(task, symmetric),
     }
     return build(task, solver, hp, width, depth)
 

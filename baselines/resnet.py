@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from ..spec import HyperParameter, TaskSpec
-from ..toolkit import ACTIVATIONS, CountedField, CountedModel, check_forecast_input, choice, for_kind, make_field, positive_float, positive_int
+from ..toolkit import ACTIVATIONS, CountedField, CountedModel, SymmetricField, check_forecast_input, choice, for_kind, make_field, positive_float, positive_int
 from ._fields import WindowClassifier, from_latent, state_channels, to_latent
-from ._options import COMMON_HYPERPARAMETERS, per_system, resolve_field, system_defaults
+from ._options import COMMON_HYPERPARAMETERS, model_symmetry_group, per_system, resolve_field, resolve_symmetric, system_defaults
 
 __all__ = ["CLASSIFY_DEPTH", "check_uniform_grid", "grid_multiple", "ResNetForecaster", "ResidualStack", "RESIDUAL_TASK_KINDS", "RESIDUAL_HYPERPARAMETERS", "build_residual_model", "build_resnet"]
 
@@ -145,6 +145,9 @@ def _assemble_forecaster(task: TaskSpec, common: dict[str, Any], sizes: tuple[An
     defaults = system_defaults(task)
     hp = {**_sizes(*sizes, (defaults.width, 1, defaults.depth)), **common}
     g = make_field(hp["field"], state_channels(hp["field"], task.state_shape), hp["width"], hp["layers"], hp["activation"])
+    group = model_symmetry_group(task, hp["symmetric"])
+    if len(group) > 1:
+        g = SymmetricField(g, group)
     model = forecaster(task, hp["field"], g, hp["state_scale"], hp["depth"])
     model.hparams = hp
     return model
@@ -156,7 +159,7 @@ def _assemble_classifier(task: TaskSpec, common: dict[str, Any], sizes: tuple[An
     channels = system_defaults(task).channels
     hp = {**_sizes(*sizes, (channels, CLASSIFY_DEPTH, 1)), **common}
     blocks = [make_field(hp["field"], channels, hp["width"], hp["layers"], hp["activation"]) for _ in range(hp["depth"])]
-    model = WindowClassifier(task, hp["field"], channels, hp["activation"], hp["state_scale"], stack(blocks))
+    model = WindowClassifier(task, hp["field"], channels, hp["activation"], hp["state_scale"], stack(blocks), model_symmetry_group(task, hp["symmetric"]))
     model.hparams = hp
     return model
 
@@ -184,7 +187,7 @@ RESIDUAL_HYPERPARAMETERS: tuple[HyperParameter, ...] = (
 
 def build_residual_model(
     task: TaskSpec, name: str, forecaster: type[ResNetForecaster], stack: type[nn.Module], *,
-    width: Any, depth: Any, layers: Any, activation: Any, field: Any, state_scale: Any,
+    width: Any, depth: Any, layers: Any, activation: Any, field: Any, state_scale: Any, symmetric: Any = None,
 ) -> nn.Module:
     """The model a residual family builds: ``forecaster`` around one shared ``g`` for
     forecasting, ``stack`` of ``depth`` blocks inside the classifier shell.
@@ -197,6 +200,7 @@ def build_residual_model(
         "activation": choice("activation", activation, ACTIVATIONS),
         "field": resolve_field(task, field),
         "state_scale": positive_float("state_scale", system_defaults(task).state_scale if state_scale is None else state_scale),
+        "symmetric": resolve_symmetric(task, symmetric),
     }
     return assemble(task, common, (width, depth, layers), forecaster, stack)
 
@@ -210,16 +214,17 @@ def build_resnet(
     activation: str = "silu",
     field: str = "auto",
     state_scale: float | None = None,
+    symmetric: bool | None = None,
 ) -> nn.Module:
     """A ResNet for ``task`` (forecast or classify).
 
     ``depth``: residual steps per sample interval (forecast, default 1) or residual blocks
     (classify, default 4). ``layers``/``width``: hidden layers and width of each residual
-    function. ``activation``, ``field``, ``state_scale``: as for ``neural-ode``.
+    function. ``activation``, ``field``, ``state_scale``, ``symmetric``: as for ``neural-ode``.
     """
     return build_residual_model(
         task, "resnet", ResNetForecaster, ResidualStack,
-        width=width, depth=depth, layers=layers, activation=activation, field=field, state_scale=state_scale,
+        width=width, depth=depth, layers=layers, activation=activation, field=field, state_scale=state_scale, symmetric=symmetric,
     )
 
 

@@ -41,7 +41,7 @@ from .spec import HyperParameter, TaskSpec, UnsupportedTaskError, check_model_ou
 
 __all__ = [
     # counted fields
-    "OUT_INIT", "KERNEL_SIZE", "ACTIVATIONS", "CountedField", "CountedModel", "MLPField", "PeriodicConvField", "FIELD_TYPES", "make_field",
+    "OUT_INIT", "KERNEL_SIZE", "ACTIVATIONS", "CountedField", "CountedModel", "MLPField", "PeriodicConvField", "SymmetricField", "FIELD_TYPES", "make_field",
     # the guarded solve
     "ADAPTIVE_METHODS", "FIXED_METHODS", "METHODS", "DEFAULT_MAX_NUM_STEPS",
     "SolverError", "SolverStepLimitError", "Solver", "odeint_guarded", "solver_hyperparameters",
@@ -157,6 +157,33 @@ class PeriodicConvField(CountedField):
         for n_in, n_out in zip(sizes[:-1], sizes[1:]):
             layers += [conv(n_in, n_out), act()]
         super().__init__(_small_output(layers, conv(width, channels)))
+
+
+class SymmetricField(CountedField):
+    """``field`` made equivariant under a finite symmetry group: ``f_G(z) = mean_g g(f(g z))``.
+
+    ``group``: self-inverse maps acting on the field's last axis, identity first, such as
+    :func:`odebench.symmetries.symmetry_group` gives for a task's declared symmetries.
+    Then ``f_G(h z) = h f_G(z)`` for every ``h`` in the group: a Neural ODE or ResNet
+    built on it maps the image of a state under a symmetry of the system to the image of
+    its forecast, as the true dynamics does (Lorenz-63's ``(x, y, z) -> (-x, -y, z)``, the
+    odd reflection of Kuramoto–Sivashinsky; on heat, negation makes the field odd, so
+    it has no even, quadratic part). The ``|G|`` images go through ``field`` as one
+    batch: one evaluation, counted once in ``nfe``, at about ``|G|`` times the compute.
+    """
+
+    def __init__(self, field: CountedField, group: tuple[Callable[[torch.Tensor], torch.Tensor], ...]) -> None:
+        if not group:
+            raise ValueError("SymmetricField needs a group with at least the identity")
+        super().__init__(field)
+        self.group = tuple(group)
+
+    def evaluate(self, z: torch.Tensor) -> torch.Tensor:
+        inner = self.net.evaluate if isinstance(self.net, CountedField) else self.net
+        if len(self.group) == 1:
+            return inner(z)
+        images = inner(torch.cat([g(z) for g in self.group]))
+        return torch.stack([g(y) for g, y in zip(self.group, images.chunk(len(self.group)))]).mean(dim=0)
 
 
 #: The built-in fields by the name a ``field`` hyperparameter gives them.

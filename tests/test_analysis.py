@@ -19,6 +19,7 @@ from scipy.stats import wasserstein_distance
 from odebench.analysis import analysis_path, read_analyses, read_analysis
 from odebench.analysis.dynamics import Box, energy_spectrum, long_rollout, mode_decay_rates, regime, resolved_modes, spectrum_error, wasserstein_1d
 from odebench.cli import main
+from odebench.results import record_filename
 
 # ----------------------------------------------------------------------------- the numerics
 
@@ -209,6 +210,20 @@ def test_records_without_weights_are_passed_over_with_a_note(analysed: Path, tmp
     assert main(["analyze", "--results", str(tmp_path)]) == 0
     assert "no weights next to the record" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.analysis.json"))
+
+
+def test_weights_that_no_longer_fit_the_architecture_fail_with_the_fix(analysed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A record whose arguments now build another architecture (here: its weights are of a
+    symmetric field, its arguments ask for a plain one) is a failed analysis that says to rerun."""
+    record = next(analysed.glob("heat-forecast__resnet__*seed0.json"))
+    rec = json.loads(record.read_text())
+    rec["model"]["args"] = {"symmetric": False}
+    moved = tmp_path / record_filename(rec["task"]["name"], "resnet", int(rec["seed"]), rec["profile"], rec["model"]["args"])
+    moved.write_text(json.dumps(rec))
+    (tmp_path / rec["weights"]).write_bytes((analysed / rec["weights"]).read_bytes())
+    assert main(["analyze", "--results", str(tmp_path), *SETTINGS]) == 1
+    failed = read_analysis(analysis_path(moved))
+    assert failed["status"] == "failed" and "do not fit the 'resnet' model" in failed["error"] and "rerun the job" in failed["error"]
 
 
 @pytest.mark.parametrize(

@@ -440,6 +440,39 @@ def test_registry_reports_a_rejected_argument_with_its_cause() -> None:
     assert isinstance(info.value.__cause__, TypeError)
 
 
+@pytest.mark.parametrize("task_name", sorted(ALL_SPECS))
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_symmetric_models_commute_with_the_tasks_symmetries(name: str, task_name: str) -> None:
+    """On by default: a forecast of a symmetry's image is the image of the forecast, a
+    window's image gets the same logits; with ``symmetric=False`` neither holds."""
+    from odebench.symmetries import symmetry_group
+
+    task = ALL_SPECS[task_name]
+    group = symmetry_group(task.symmetries)
+    assert len(group) >= 2
+    for symmetric in (True, False):
+        torch.manual_seed(0)
+        model = FACTORIES[name](task, symmetric=symmetric) if not symmetric else FACTORIES[name](task)
+        assert model.hparams["symmetric"] is symmetric
+        for p in model.parameters():  # away from the near-zero start, so a broken symmetry shows
+            p.data.normal_(0.0, 0.3, generator=torch.Generator().manual_seed(p.numel()))
+        gen = torch.Generator().manual_seed(1)
+        if task.kind == "forecast":
+            scale = 10.0 if task.system == "lorenz63" else 1.0
+            u0 = scale * torch.randn(2, *task.state_shape, generator=gen)
+            t = task.dt * torch.arange(4, dtype=torch.float32)
+            out = model(u0, t)
+            gaps = [(model(g(u0), t) - g(out)).abs().max() / out.abs().max() for g in group[1:]]
+        else:
+            x = torch.randn(2, task.n_times, *task.state_shape, generator=gen)
+            out = model(x)
+            gaps = [(model(g(x)) - out).abs().max() / out.abs().max() for g in group[1:]]
+        if symmetric:
+            assert max(gaps) < 1e-4, gaps
+        else:
+            assert max(gaps) > 1e-3, gaps
+
+
 @pytest.mark.parametrize(
     ("name", "hparams", "needle"),
     [
@@ -457,6 +490,8 @@ def test_registry_reports_a_rejected_argument_with_its_cause() -> None:
         ("lm-resnet", {"activation": "sigmoid"}, "activation must be one of"),
         ("lm-resnet", {"field": "fourier"}, "field must be one of"),
         ("resnet", {"state_scale": -2}, "state_scale"),
+        ("neural-ode", {"symmetric": "yes"}, "symmetric must be true or false"),
+        ("lm-resnet", {"symmetric": 1}, "symmetric must be true or false"),
     ],
 )
 def test_bad_values_are_value_errors_naming_the_argument(name: str, hparams: dict, needle: str) -> None:
@@ -631,7 +666,8 @@ def test_quick_profile_training_path_learns(name: str, task_name: str) -> None:
     assert math.isfinite(out.metrics[task.main_metric]) and math.isfinite(out.train["best_val_loss"])
     if task.kind == "forecast":
         assert out.train["best_val_loss"] < 0.97 * before, (before, out.train["val_history"])
-    if protocol.lbfgs_iters:  # the L-BFGS phase ran its line search to the end on this model
+    if protocol.lbfgs_iters:  # the L-BFGS phase ran its line search on this model without failing
         facts = out.train["lbfgs"]
-        assert facts["evaluations"] >= protocol.lbfgs_iters and facts["iterations"] == protocol.lbfgs_iters, facts
+        assert facts["reason"] is None or "failed" not in facts["reason"], facts
+        assert 1 <= facts["iterations"] <= protocol.lbfgs_iters and facts["evaluations"] >= facts["iterations"], facts
         assert facts["train_loss_after"] < facts["train_loss_before"] and math.isfinite(facts["val_loss_after"]), facts

@@ -11,7 +11,7 @@ import torch
 
 from odebench.protocol import protocol_for
 from odebench.spec import Split, TaskData
-from odebench.symmetries import SYMMETRIES, augment, check_symmetries
+from odebench.symmetries import FINITE_SYMMETRIES, SYMMETRIES, augment, check_symmetries, symmetry_group
 from odebench.tasks.specs import HEAT_CLASSIFY, HEAT_FORECAST, KS_CLASSIFY, KS_FORECAST, LORENZ_CLASSIFY, LORENZ_FORECAST
 from odebench.tasks.systems import random_fourier_field
 from odebench.tasks.systems.heat import heat_solution
@@ -131,3 +131,44 @@ def test_the_protocol_augments_exactly_the_tasks_it_names() -> None:
         assert protocol_for(task, "quick").augment is wanted
         assert protocol_for(task, "standard").augment is wanted
     assert protocol_for(KS_CLASSIFY, "standard").augment is True
+
+
+@pytest.mark.parametrize("task", [HEAT_CLASSIFY, HEAT_FORECAST, KS_CLASSIFY, KS_FORECAST, LORENZ_CLASSIFY, LORENZ_FORECAST], ids=lambda t: t.name)
+def test_symmetry_group_is_a_group_of_involutions_that_map_solutions_to_solutions(task) -> None:  # type: ignore[no-untyped-def]
+    group = symmetry_group(task.symmetries)
+    finite = [name for name in task.symmetries if name in FINITE_SYMMETRIES]
+    assert len(group) == 2 ** len(finite) and repr(group[0]) == "identity"
+    u = torch.randn(5, 7, *task.state_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    images = [g(u) for g in group]
+    for g, image in zip(group, images):
+        torch.testing.assert_close(g(image), u, rtol=0, atol=0)  # its own inverse
+        for h in group:  # closed under composition
+            assert any(torch.equal(h(image), other) for other in images)
+    for a in range(len(images)):  # distinct elements
+        for b in range(a):
+            assert not torch.equal(images[a], images[b])
+
+
+def test_symmetry_group_elements_are_the_declared_symmetries_of_each_system() -> None:
+    times = np.arange(11) * 0.01
+    heat = heat_solution(random_fourier_field(np.random.default_rng(4), 8, 64, 5), 0.01, 1.0, times)
+    for g in symmetry_group(HEAT_FORECAST.symmetries):
+        image = g(torch.as_tensor(heat)).numpy()
+        np.testing.assert_allclose(image, heat_solution(image[:, 0], 0.01, 1.0, times), atol=1e-12)
+    ks = simulate_ks(random_fourier_field(np.random.default_rng(5), 4, 64, 8), 22.0, 1.0, 6, 0.05)
+    for g in symmetry_group(KS_FORECAST.symmetries):
+        image = g(torch.as_tensor(ks)).numpy()
+        np.testing.assert_allclose(image, simulate_ks(image[:, 0], 22.0, 1.0, 6, 0.05), atol=1e-9)
+    lorenz = lorenz_solution(np.array([[1.0, 2.0, 20.0], [-3.0, 1.0, 25.0]]), 0.01, 51)
+    for g in symmetry_group(LORENZ_FORECAST.symmetries):
+        image = g(torch.as_tensor(lorenz)).numpy()
+        np.testing.assert_allclose(image, lorenz_solution(image[:, 0], 0.01, 51), rtol=1e-9, atol=1e-9)
+
+
+def test_symmetry_group_dedupes_and_refuses_unknown_names() -> None:
+    assert len(symmetry_group(("reflection", "odd-reflection", "negation"))) == 4  # odd-reflection = reflection ∘ negation
+    assert [repr(g) for g in symmetry_group(("translation",))] == ["identity"]
+    with pytest.raises(ValueError, match="unknown symmetry 'rotation'"):
+        symmetry_group(("rotation",))
+    with pytest.raises(ValueError, match="last axis of 3"):
+        symmetry_group(("z-rotation",))[1](torch.zeros(2, 4))

@@ -27,6 +27,7 @@ from odebench.toolkit import (
     Solver,
     SolverError,
     SolverStepLimitError,
+    SymmetricField,
     boolean,
     check_forecast_input,
     check_model_output,
@@ -62,6 +63,33 @@ def _stiff_field() -> MLPField:
 
 
 # ----------------------------------------------------------------------------- counted fields
+
+
+def test_symmetric_field_is_equivariant_counts_once_and_keeps_the_field_without_a_group() -> None:
+    from odebench.symmetries import symmetry_group
+
+    torch.manual_seed(0)
+    cases = [(MLPField(3, 16, 2), ("z-rotation",), (5, 3)), (PeriodicConvField(1, 8, 2), ("translation", "reflection", "negation"), (5, 1, 64))]
+    for inner, names, shape in cases:
+        with torch.no_grad():
+            inner.net[-1].weight.mul_(10.0)  # a field far from zero, so a broken symmetry shows
+        group = symmetry_group(names)
+        field = SymmetricField(inner, group)
+        z = torch.randn(*shape)
+        for g in group:
+            torch.testing.assert_close(field(g(z)), g(field(z)), rtol=1e-5, atol=1e-6)
+        plain = inner(z)
+        assert any(not torch.allclose(inner(g(z)), g(plain), atol=1e-3) for g in group[1:])  # the raw field is not equivariant
+        assert field.nfe == 2 * len(group) and inner.nfe == 2  # the wrapper's calls, and the two direct ones above
+        torch.testing.assert_close(SymmetricField(inner, group[:1])(z), inner(z), rtol=0, atol=0)
+        model = CountedModel()
+        model.f = field
+        assert model.nfe == field.nfe  # counted once, not again through the field inside
+    odd = SymmetricField(PeriodicConvField(1, 8, 2), symmetry_group(("negation",)))
+    z = torch.randn(3, 1, 64)
+    torch.testing.assert_close(odd(-z), -odd(z), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="at least the identity"):
+        SymmetricField(MLPField(3, 4, 1), ())
 
 
 def test_a_field_counts_each_evaluation() -> None:

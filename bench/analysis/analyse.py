@@ -563,7 +563,14 @@ def analyse_record(record_file: str | os.PathLike[str], config: AnalysisConfig |
     torch.manual_seed(int(rec["seed"]))
     model = registry.build_model(rec["model"]["name"], task, rec["model"].get("args") or {})
     state = torch.load(path.with_name(str(rec["weights"])), map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:  # the architecture the installed code builds from the record's args changed
+        raise AnalysisError(
+            f"{path.name}: its weights do not fit the {rec['model']['name']!r} model this odebench builds from the record's "
+            f"arguments {rec['model'].get('args') or {}} (made by version {rec['model'].get('version')}, whose defaults differed: "
+            f"{str(exc).splitlines()[0]}); rerun the job, or analyse it with the odebench that made it"
+        ) from None
     model.eval()
     out["robustness"], first = _robustness(task, model, rec, data, config)
     if lam and len(task.state_shape) == 1 and task.pooled_sigma:
