@@ -178,10 +178,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         if job.model in broken or registry.model_supports(job.model, specs[job.task].kind):
             test_sha = fresh[job.task] if job.task in fresh else None
             jobs.append(dataclasses.replace(job, data_sha256=hashes[job.task], test_seed=args.test_seed, test_sha256=test_sha))
+    every_model = [n.strip() for n in args.model.split(",") if n.strip()] == ["all"]
     for name in model_names:
-        if not any(j.model == name for j in jobs):
+        # 'all' means every model that supports one of the chosen tasks; a named model must.
+        if not every_model and not any(j.model == name for j in jobs):
             kinds = sorted({specs[t].kind for t in task_names})
             raise UsageError(f"model {name!r} supports none of the chosen tasks (all {'/'.join(kinds)}); pick another task or model")
+    if not jobs:
+        raise UsageError("no installed model supports the chosen tasks; pick another task")
+    model_names = [name for name in model_names if any(j.model == name for j in jobs)]
     skipped_pairs = len(model_names) * len(task_names) - len(jobs) // len(seeds)
     if skipped_pairs:
         print(f"note: {skipped_pairs} (task, model) pair(s) skipped: the model does not support that task kind", file=sys.stderr)

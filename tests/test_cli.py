@@ -156,6 +156,14 @@ def test_a_model_supporting_none_of_the_tasks_is_refused(tmp_path: Path, capsys:
     assert not list(tmp_path.glob("*.json"))
 
 
+def test_model_all_on_one_kind_runs_the_models_that_support_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """'all' with classification tasks only skips the forecast-only models instead of refusing the sweep."""
+    code, _, err = run_main(["run", "--model", "all", "--task", "heat-classify", "--results", str(tmp_path)], capsys)
+    assert code == 0, err
+    names = {p.name.split("__")[1] for p in tmp_path.glob("*.json")}
+    assert {"majority", "resnet", "neural-ode", "lm-resnet"} <= names and not names & {"persistence", "exact", "perturbed-exact"}
+
+
 def _damaged_copy(tmp_path: Path, damage: str) -> tuple[Path, Path]:
     from odebench import data
 
