@@ -112,10 +112,11 @@ class WindowClassifier(CountedModel):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_window(self.task, x)
         x = x.to(self.head.weight.dtype) / self.state_scale
-        if len(self.group) > 1:
+        images = len(self.group) > 1
+        if images:
             x = torch.cat([g(x) for g in self.group])
         z = self.body(self.encoder(x))
         if z.dim() == 3:
             z = z.mean(dim=-1)
         logits = self.head(z)
-        return logits.view(len(self.group), -1, logits.shape[-1]).mean(dim=0) if len(self.group) > 1 else logits
+        return logits.view(len(self.group), -1, logits.shape[-1]).mean(dim=0) if images else logits

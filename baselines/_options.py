@@ -17,7 +17,7 @@ from typing import Any
 
 from ..spec import HyperParameter, TaskSpec
 from ..symmetries import symmetry_group
-from ..toolkit import ACTIVATIONS, boolean, choice
+from ..toolkit import ACTIVATIONS, CountedField, SymmetricField, boolean, choice
 
 __all__ = [
     "FIELDS",
@@ -30,6 +30,7 @@ __all__ = [
     "COMMON_HYPERPARAMETERS",
     "resolve_symmetric",
     "model_symmetry_group",
+    "symmetric_field",
 ]
 
 #: Network families: ``mlp`` on the flattened state, ``conv`` a periodic 1-D convolution,
@@ -128,6 +129,13 @@ def model_symmetry_group(task: TaskSpec, symmetric: bool) -> tuple[Any, ...]:
     """The finite group a model averages over: the task's declared symmetries when
     ``symmetric``, else the identity alone."""
     return symmetry_group(task.symmetries if symmetric else ())
+
+
+def symmetric_field(task: TaskSpec, field: CountedField, symmetric: bool) -> CountedField:
+    """``field`` averaged over :func:`model_symmetry_group` (a :class:`SymmetricField`), or
+    ``field`` itself when that group is the identity alone, so its weights keep their names."""
+    group = model_symmetry_group(task, symmetric)
+    return SymmetricField(field, group) if len(group) > 1 else field
 
 
 #: ``state_scale``, as every baseline but the label-only floors takes it.

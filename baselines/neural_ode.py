@@ -33,7 +33,6 @@ from ..toolkit import (
     CountedField,
     CountedModel,
     Solver,
-    SymmetricField,
     check_forecast_input,
     choice,
     for_kind,
@@ -43,7 +42,7 @@ from ..toolkit import (
     solver_hyperparameters,
 )
 from ._fields import WindowClassifier, from_latent, state_channels, to_latent
-from ._options import COMMON_HYPERPARAMETERS, model_symmetry_group, per_system, resolve_field, resolve_symmetric, system_defaults
+from ._options import COMMON_HYPERPARAMETERS, model_symmetry_group, per_system, resolve_field, resolve_symmetric, symmetric_field, system_defaults
 
 __all__ = ["ADAPTIVE_ORDERS", "CLASSIFY_STEP_SIZE", "DEFAULT_METHODS", "ODEForecaster", "ODEBlock", "build_neural_ode"]
 
@@ -130,10 +129,7 @@ def _build_forecaster(task: TaskSpec, solver: Solver, hp: dict[str, Any], width:
     solver = solver.with_defaults(step_size=task.dt)
     width = positive_int("width", defaults.width if width is None else width)
     depth = positive_int("depth", defaults.depth if depth is None else depth)
-    field = make_field(hp["field"], state_channels(hp["field"], task.state_shape), width, depth, hp["activation"])
-    group = model_symmetry_group(task, hp["symmetric"])
-    if len(group) > 1:
-        field = SymmetricField(field, group)
+    field = symmetric_field(task, make_field(hp["field"], state_channels(hp["field"], task.state_shape), width, depth, hp["activation"]), hp["symmetric"])
     model = ODEForecaster(task, hp["field"], field, hp["state_scale"], solver)
     model.hparams = {**solver.hparams(), "width": width, "depth": depth, **hp}
     return model

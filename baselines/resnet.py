@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from ..spec import HyperParameter, TaskSpec
-from ..toolkit import ACTIVATIONS, CountedField, CountedModel, SymmetricField, check_forecast_input, choice, for_kind, make_field, positive_float, positive_int
+from ..toolkit import ACTIVATIONS, CountedField, CountedModel, check_forecast_input, choice, for_kind, make_field, positive_float, positive_int
 from ._fields import WindowClassifier, from_latent, state_channels, to_latent
-from ._options import COMMON_HYPERPARAMETERS, model_symmetry_group, per_system, resolve_field, resolve_symmetric, system_defaults
+from ._options import COMMON_HYPERPARAMETERS, model_symmetry_group, per_system, resolve_field, resolve_symmetric, symmetric_field, system_defaults
 
 __all__ = ["CLASSIFY_DEPTH", "check_uniform_grid", "grid_multiple", "ResNetForecaster", "ResidualStack", "RESIDUAL_TASK_KINDS", "RESIDUAL_HYPERPARAMETERS", "build_residual_model", "build_resnet"]
 
@@ -144,10 +144,7 @@ def _assemble_forecaster(task: TaskSpec, common: dict[str, Any], sizes: tuple[An
     """One shared ``g`` sized like the Neural ODE's field, ``depth`` steps per interval (default 1)."""
     defaults = system_defaults(task)
     hp = {**_sizes(*sizes, (defaults.width, 1, defaults.depth)), **common}
-    g = make_field(hp["field"], state_channels(hp["field"], task.state_shape), hp["width"], hp["layers"], hp["activation"])
-    group = model_symmetry_group(task, hp["symmetric"])
-    if len(group) > 1:
-        g = SymmetricField(g, group)
+    g = symmetric_field(task, make_field(hp["field"], state_channels(hp["field"], task.state_shape), hp["width"], hp["layers"], hp["activation"]), hp["symmetric"])
     model = forecaster(task, hp["field"], g, hp["state_scale"], hp["depth"])
     model.hparams = hp
     return model

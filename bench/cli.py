@@ -72,6 +72,11 @@ def parse_model_args(items: Sequence[str] | None) -> dict[str, Any]:
     return out
 
 
+def _is_all(text: str) -> bool:
+    """Whether a comma-separated names option asks for every registered name."""
+    return [n.strip() for n in text.split(",") if n.strip()] == ["all"]
+
+
 def _split_names(text: str, reg: Any) -> list[str]:
     """Names from a comma-separated option (or every registered name for 'all').
 
@@ -80,7 +85,7 @@ def _split_names(text: str, reg: Any) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise UsageError(f"give one or more {reg.what} names separated by commas, or 'all'")
-    if names == ["all"]:
+    if _is_all(text):
         return reg.names()
     for name in names:
         reg.entry(name)
@@ -178,7 +183,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if job.model in broken or registry.model_supports(job.model, specs[job.task].kind):
             test_sha = fresh[job.task] if job.task in fresh else None
             jobs.append(dataclasses.replace(job, data_sha256=hashes[job.task], test_seed=args.test_seed, test_sha256=test_sha))
-    every_model = [n.strip() for n in args.model.split(",") if n.strip()] == ["all"]
+    every_model = _is_all(args.model)
     for name in model_names:
         # 'all' means every model that supports one of the chosen tasks; a named model must.
         if not every_model and not any(j.model == name for j in jobs):

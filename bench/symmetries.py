@@ -78,11 +78,17 @@ def _negation(u: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return _where(_coin(u, generator), -u, u)
 
 
-def _z_rotation(u: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def _rotate_z(u: torch.Tensor) -> torch.Tensor:
+    """Lorenz-63's ``(x, y, z) -> (-x, -y, z)`` on the last axis."""
     import torch
 
-    sign = torch.tensor([-1.0, -1.0, 1.0], dtype=u.dtype, device=u.device)
-    return _where(_coin(u, generator), u * sign, u)
+    if u.shape[-1] != 3:
+        raise ValueError(f"the z-rotation acts on a last axis of 3 (x, y, z), got shape {tuple(u.shape)}")
+    return u * torch.tensor([-1.0, -1.0, 1.0], dtype=u.dtype, device=u.device)
+
+
+def _z_rotation(u: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    return _where(_coin(u, generator), _rotate_z(u), u)
 
 
 #: name -> (transform, what the state must look like, a check of that)
@@ -129,16 +135,12 @@ class _GroupElement:
         self.mirror, self.negate, self.z_rotate = (bool(p) for p in parity)
 
     def __call__(self, u: torch.Tensor) -> torch.Tensor:
-        import torch
-
         if self.mirror:
             u = _flip_x(u)
         if self.negate:
             u = -u
         if self.z_rotate:
-            if u.shape[-1] != 3:
-                raise ValueError(f"the z-rotation acts on a last axis of 3 (x, y, z), got shape {tuple(u.shape)}")
-            u = u * torch.tensor([-1.0, -1.0, 1.0], dtype=u.dtype, device=u.device)
+            u = _rotate_z(u)
         return u
 
     def __repr__(self) -> str:

@@ -568,7 +568,7 @@ def analyse_record(record_file: str | os.PathLike[str], config: AnalysisConfig |
     except RuntimeError as exc:  # the architecture the installed code builds from the record's args changed
         raise AnalysisError(
             f"{path.name}: its weights do not fit the {rec['model']['name']!r} model this odebench builds from the record's "
-            f"arguments {rec['model'].get('args') or {}} (made by version {rec['model'].get('version')}, whose defaults differed: "
+            f"arguments {rec['model'].get('args') or {}} (made by version {rec['model'].get('version')}, perhaps with other defaults: "
             f"{str(exc).splitlines()[0]}); rerun the job, or analyse it with the odebench that made it"
         ) from None
     model.eval()
