@@ -12,17 +12,19 @@ a field's latent layout, the window encoder and the classifier shell.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..spec import TaskSpec
-from ..toolkit import ACTIVATIONS, KERNEL_SIZE, CountedModel, check_window
-from ._options import system_defaults
+from ..toolkit import ACTIVATIONS, KERNEL_SIZE, ConservativeField, CountedField, CountedModel, check_window, make_field
+from ._options import symmetric_field, system_defaults
 
 __all__ = [
     "state_channels",
+    "forecast_field",
     "to_latent",
     "from_latent",
     "WindowEncoder",
@@ -34,6 +36,15 @@ def state_channels(field: str, state_shape: tuple[int, ...]) -> int:
     """Channels of a forecasting field acting on the state itself: one channel of a
     periodic field (``conv``), or the flattened state dimension (``mlp``)."""
     return 1 if field == "conv" else math.prod(state_shape)
+
+
+def forecast_field(task: TaskSpec, hp: dict[str, Any], width: int, depth: int) -> CountedField:
+    """The field a forecaster evaluates on the state itself, shared by the Neural ODE, ResNet
+    and LM-ResNet: ``hp['field']`` of ``width`` and ``depth``, in flux form
+    (:class:`~odebench.toolkit.ConservativeField`) if ``hp['conservative']``, averaged over
+    the task's symmetries if ``hp['symmetric']``."""
+    field = make_field(hp["field"], state_channels(hp["field"], task.state_shape), width, depth, hp["activation"])
+    return symmetric_field(task, ConservativeField(field) if hp["conservative"] else field, hp["symmetric"])
 
 
 def to_latent(u: torch.Tensor, field: str, scale: float) -> torch.Tensor:

@@ -82,11 +82,12 @@ def build_lm_resnet(
     field: str = "auto",
     state_scale: float | None = None,
     symmetric: bool | None = None,
+    conservative: bool | None = None,
 ) -> nn.Module:
     """An LM-ResNet for ``task`` (forecast or classify); arguments as for ``resnet``."""
     return build_residual_model(
         task, "lm-resnet", LMForecaster, LMStack,
-        width=width, depth=depth, layers=layers, activation=activation, field=field, state_scale=state_scale, symmetric=symmetric,
+        width=width, depth=depth, layers=layers, activation=activation, field=field, state_scale=state_scale, symmetric=symmetric, conservative=conservative,
     )
 
 

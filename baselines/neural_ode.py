@@ -41,8 +41,8 @@ from ..toolkit import (
     positive_int,
     solver_hyperparameters,
 )
-from ._fields import WindowClassifier, from_latent, state_channels, to_latent
-from ._options import COMMON_HYPERPARAMETERS, model_symmetry_group, per_system, resolve_field, resolve_symmetric, symmetric_field, system_defaults
+from ._fields import WindowClassifier, forecast_field, from_latent, to_latent
+from ._options import COMMON_HYPERPARAMETERS, model_symmetry_group, per_system, resolve_conservative, resolve_field, resolve_symmetric, system_defaults
 
 __all__ = ["ADAPTIVE_ORDERS", "CLASSIFY_STEP_SIZE", "DEFAULT_METHODS", "ODEForecaster", "ODEBlock", "build_neural_ode"]
 
@@ -129,7 +129,7 @@ def _build_forecaster(task: TaskSpec, solver: Solver, hp: dict[str, Any], width:
     solver = solver.with_defaults(step_size=task.dt)
     width = positive_int("width", defaults.width if width is None else width)
     depth = positive_int("depth", defaults.depth if depth is None else depth)
-    field = symmetric_field(task, make_field(hp["field"], state_channels(hp["field"], task.state_shape), width, depth, hp["activation"]), hp["symmetric"])
+    field = forecast_field(task, hp, width, depth)
     model = ODEForecaster(task, hp["field"], field, hp["state_scale"], solver)
     model.hparams = {**solver.hparams(), "width": width, "depth": depth, **hp}
     return model
@@ -165,6 +165,7 @@ def build_neural_ode(
     state_scale: float | None = None,
     max_num_steps: int = DEFAULT_MAX_NUM_STEPS,
     symmetric: bool | None = None,
+    conservative: bool | None = None,
 ) -> nn.Module:
     """A Neural ODE for ``task`` (forecast or classify).
 
@@ -183,7 +184,9 @@ def build_neural_ode(
     :class:`~odebench.toolkit.SolverStepLimitError`. ``symmetric``: average over the
     task's declared finite symmetries (default per system), which makes a forecaster's
     vector field equivariant (:class:`~odebench.toolkit.SymmetricField`) and a
-    classifier's logits invariant.
+    classifier's logits invariant. ``conservative``: a forecasting ``conv`` field in flux
+    form (:class:`~odebench.toolkit.ConservativeField`), which conserves the spatial mean
+    (default per system).
     """
     build = for_kind(task, _BUILDERS, "neural-ode")
     field_kind = resolve_field(task, field)
@@ -196,6 +199,7 @@ def build_neural_ode(
         "field": field_kind,
         "state_scale": positive_float("state_scale", system_defaults(task).state_scale if state_scale is None else state_scale),
         "symmetric": resolve_symmetric(task, symmetric),
+        "conservative": resolve_conservative(task, conservative, field_kind),
     }
     return build(task, solver, hp, width, depth)
 

@@ -22,8 +22,8 @@ from torch import nn
 
 from ..spec import HyperParameter, TaskSpec
 from ..toolkit import ACTIVATIONS, CountedField, CountedModel, check_forecast_input, choice, for_kind, make_field, positive_float, positive_int
-from ._fields import WindowClassifier, from_latent, state_channels, to_latent
-from ._options import COMMON_HYPERPARAMETERS, model_symmetry_group, per_system, resolve_field, resolve_symmetric, symmetric_field, system_defaults
+from ._fields import WindowClassifier, forecast_field, from_latent, to_latent
+from ._options import COMMON_HYPERPARAMETERS, model_symmetry_group, per_system, resolve_conservative, resolve_field, resolve_symmetric, system_defaults
 
 __all__ = ["CLASSIFY_DEPTH", "check_uniform_grid", "grid_multiple", "ResNetForecaster", "ResidualStack", "RESIDUAL_TASK_KINDS", "RESIDUAL_HYPERPARAMETERS", "build_residual_model", "build_resnet"]
 
@@ -144,7 +144,7 @@ def _assemble_forecaster(task: TaskSpec, common: dict[str, Any], sizes: tuple[An
     """One shared ``g`` sized like the Neural ODE's field, ``depth`` steps per interval (default 1)."""
     defaults = system_defaults(task)
     hp = {**_sizes(*sizes, (defaults.width, 1, defaults.depth)), **common}
-    g = symmetric_field(task, make_field(hp["field"], state_channels(hp["field"], task.state_shape), hp["width"], hp["layers"], hp["activation"]), hp["symmetric"])
+    g = forecast_field(task, hp, hp["width"], hp["layers"])
     model = forecaster(task, hp["field"], g, hp["state_scale"], hp["depth"])
     model.hparams = hp
     return model
@@ -184,7 +184,7 @@ RESIDUAL_HYPERPARAMETERS: tuple[HyperParameter, ...] = (
 
 def build_residual_model(
     task: TaskSpec, name: str, forecaster: type[ResNetForecaster], stack: type[nn.Module], *,
-    width: Any, depth: Any, layers: Any, activation: Any, field: Any, state_scale: Any, symmetric: Any = None,
+    width: Any, depth: Any, layers: Any, activation: Any, field: Any, state_scale: Any, symmetric: Any = None, conservative: Any = None,
 ) -> nn.Module:
     """The model a residual family builds: ``forecaster`` around one shared ``g`` for
     forecasting, ``stack`` of ``depth`` blocks inside the classifier shell.
@@ -193,11 +193,13 @@ def build_residual_model(
     model's, for errors.
     """
     assemble = for_kind(task, _ASSEMBLERS, name)
+    field_kind = resolve_field(task, field)
     common = {
         "activation": choice("activation", activation, ACTIVATIONS),
-        "field": resolve_field(task, field),
+        "field": field_kind,
         "state_scale": positive_float("state_scale", system_defaults(task).state_scale if state_scale is None else state_scale),
         "symmetric": resolve_symmetric(task, symmetric),
+        "conservative": resolve_conservative(task, conservative, field_kind),
     }
     return assemble(task, common, (width, depth, layers), forecaster, stack)
 
@@ -212,16 +214,17 @@ def build_resnet(
     field: str = "auto",
     state_scale: float | None = None,
     symmetric: bool | None = None,
+    conservative: bool | None = None,
 ) -> nn.Module:
     """A ResNet for ``task`` (forecast or classify).
 
     ``depth``: residual steps per sample interval (forecast, default 1) or residual blocks
     (classify, default 4). ``layers``/``width``: hidden layers and width of each residual
-    function. ``activation``, ``field``, ``state_scale``, ``symmetric``: as for ``neural-ode``.
+    function. ``activation``, ``field``, ``state_scale``, ``symmetric``, ``conservative``: as for ``neural-ode``.
     """
     return build_residual_model(
         task, "resnet", ResNetForecaster, ResidualStack,
-        width=width, depth=depth, layers=layers, activation=activation, field=field, state_scale=state_scale, symmetric=symmetric,
+        width=width, depth=depth, layers=layers, activation=activation, field=field, state_scale=state_scale, symmetric=symmetric, conservative=conservative,
     )
 
 

@@ -41,7 +41,7 @@ from .spec import HyperParameter, TaskSpec, UnsupportedTaskError, check_model_ou
 
 __all__ = [
     # counted fields
-    "OUT_INIT", "KERNEL_SIZE", "ACTIVATIONS", "CountedField", "CountedModel", "MLPField", "PeriodicConvField", "SymmetricField", "FIELD_TYPES", "make_field",
+    "OUT_INIT", "KERNEL_SIZE", "ACTIVATIONS", "CountedField", "CountedModel", "MLPField", "PeriodicConvField", "SymmetricField", "ConservativeField", "FIELD_TYPES", "make_field",
     # the guarded solve
     "ADAPTIVE_METHODS", "FIXED_METHODS", "METHODS", "DEFAULT_MAX_NUM_STEPS",
     "SolverError", "SolverStepLimitError", "Solver", "odeint_guarded", "solver_hyperparameters",
@@ -184,6 +184,25 @@ class SymmetricField(CountedField):
             return inner(z)
         images = inner(torch.cat([g(z) for g in self.group]))
         return torch.stack([g(y) for g, y in zip(self.group, images.chunk(len(self.group)))]).mean(dim=0)
+
+
+class ConservativeField(CountedField):
+    """A periodic ``field`` in flux form: ``f(z)_i = F(z)_i - F(z)_{i-1}`` with ``F = field``.
+
+    The output sums to zero over the (last, periodic) grid axis, so a Neural ODE or ResNet
+    built on it conserves the spatial mean of its state exactly, as a conservation law
+    ``u_t + ∂x F(u) = 0`` does (Kuramoto–Sivashinsky: ``F = u²/2 + u_x + u_xxx``; heat:
+    ``F = -κ u_x``): the network learns the flux between neighbouring cells, as a
+    finite-volume scheme does. No parameters of its own; one evaluation of ``field``,
+    counted once in ``nfe``.
+    """
+
+    def __init__(self, field: nn.Module) -> None:
+        super().__init__(field)
+
+    def evaluate(self, z: torch.Tensor) -> torch.Tensor:
+        flux = (self.net.evaluate if isinstance(self.net, CountedField) else self.net)(z)
+        return flux - torch.roll(flux, 1, dims=-1)
 
 
 #: The built-in fields by the name a ``field`` hyperparameter gives them.

@@ -218,12 +218,36 @@ def test_weights_that_no_longer_fit_the_architecture_fail_with_the_fix(analysed:
     record = next(analysed.glob("heat-forecast__resnet__*seed0.json"))
     rec = json.loads(record.read_text())
     rec["model"]["args"] = {"symmetric": False}
+    rec["model"]["hparams"]["symmetric"] = False  # as a record of such a run would say, so only the weights disagree
     moved = tmp_path / record_filename(rec["task"]["name"], "resnet", int(rec["seed"]), rec["profile"], rec["model"]["args"])
     moved.write_text(json.dumps(rec))
     (tmp_path / rec["weights"]).write_bytes((analysed / rec["weights"]).read_bytes())
     assert main(["analyze", "--results", str(tmp_path), *SETTINGS]) == 1
     failed = read_analysis(analysis_path(moved))
     assert failed["status"] == "failed" and "do not fit the 'resnet' model" in failed["error"] and "rerun the job" in failed["error"]
+
+
+def test_a_record_whose_arguments_now_build_another_architecture_fails_with_the_fix(analysed: Path, tmp_path: Path) -> None:
+    """Weights can load into a changed architecture without error (here the activation: every
+    shape is the same), so the hyperparameters the installed code resolves from the record's
+    arguments are compared with those the record was trained with."""
+    record = next(analysed.glob("heat-forecast__resnet__*seed0.json"))
+    rec = json.loads(record.read_text())
+    assert rec["model"]["hparams"]["activation"] == "silu"
+    rec["model"]["args"] = {"activation": "tanh"}
+    moved = tmp_path / record_filename(rec["task"]["name"], "resnet", int(rec["seed"]), rec["profile"], rec["model"]["args"])
+    moved.write_text(json.dumps(rec))
+    (tmp_path / rec["weights"]).write_bytes((analysed / rec["weights"]).read_bytes())
+    assert main(["analyze", "--results", str(tmp_path), *SETTINGS]) == 1
+    failed = read_analysis(analysis_path(moved))
+    assert failed["status"] == "failed" and "activation: record 'silu', now 'tanh'" in failed["error"] and "rerun the job" in failed["error"]
+    del rec["model"]["hparams"]["conservative"]  # a record made before the hyperparameter existed: it was off
+    rec["model"]["args"] = {"conservative": True}
+    moved = tmp_path / record_filename(rec["task"]["name"], "resnet", int(rec["seed"]), rec["profile"], rec["model"]["args"])
+    moved.write_text(json.dumps(rec))
+    assert main(["analyze", "--results", str(tmp_path), *SETTINGS]) == 1
+    failed = read_analysis(analysis_path(moved))
+    assert "conservative: record absent, now True" in failed["error"]
 
 
 @pytest.mark.parametrize(

@@ -475,10 +475,47 @@ def test_symmetric_models_commute_with_the_tasks_symmetries(name: str, task_name
             assert max(gaps) > 1e-3, gaps
 
 
+@pytest.mark.parametrize("task_name", ["heat-forecast", "ks-forecast"])
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_conservative_forecasters_keep_the_spatial_mean(name: str, task_name: str) -> None:
+    """``conservative=True`` (the default on Kuramoto–Sivashinsky only) puts the field in flux
+    form: a forecast keeps the mean of its start, as the PDE does, over a whole rollout;
+    ``conservative=False`` does not, once the field is away from its near-zero start."""
+    task = ALL_SPECS[task_name]
+    assert FACTORIES[name](task).hparams["conservative"] is (task.system == "ks1d")
+    gen = torch.Generator().manual_seed(1)
+    u0 = torch.randn(3, *task.state_shape, generator=gen)
+    t = task.dt * torch.arange(6, dtype=torch.float32)
+    for conservative in (True, False):
+        torch.manual_seed(0)
+        model = FACTORIES[name](task, conservative=conservative)
+        assert model.hparams["conservative"] is conservative
+        for p in model.parameters():
+            p.data.normal_(0.0, 0.3, generator=torch.Generator().manual_seed(p.numel()))
+        with torch.no_grad():
+            out = model(u0, t)
+        drift = (out.mean(dim=-1) - u0.mean(dim=-1)[:, None]).abs().max()
+        spread = out.abs().max()
+        if conservative:
+            assert drift < 1e-5 * spread, (drift, spread)
+        else:
+            assert drift > 1e-3 * spread, (drift, spread)
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_conservative_is_off_for_classifiers_and_mlp_fields_and_refused_there(name: str) -> None:
+    for task_name in ("heat-classify", "ks-classify", "lorenz-forecast", "lorenz-classify"):
+        assert FACTORIES[name](ALL_SPECS[task_name]).hparams["conservative"] is False
+    for task_name, args in (("ks-classify", {}), ("lorenz-forecast", {}), ("ks-forecast", {"field": "mlp"})):
+        with pytest.raises(ValueError, match="conservative=true .* use it on a forecast task with field='conv'"):
+            FACTORIES[name](ALL_SPECS[task_name], conservative=True, **args)
+
+
 @pytest.mark.parametrize(
     ("name", "hparams", "needle"),
     [
         ("neural-ode", {"method": "rk5"}, "method must be one of"),
+        ("resnet", {"conservative": "yes"}, "conservative must be true or false"),
         ("neural-ode", {"rtol": -1.0}, "rtol"),
         ("neural-ode", {"atol": float("nan")}, "atol"),
         ("neural-ode", {"adjoint": "yes"}, "adjoint must be true or false"),

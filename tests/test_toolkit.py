@@ -20,6 +20,7 @@ from odebench.spec import TaskSpec, UnsupportedTaskError
 from odebench.toolkit import (
     ADAPTIVE_METHODS,
     FIXED_METHODS,
+    ConservativeField,
     CountedField,
     CountedModel,
     MLPField,
@@ -90,6 +91,35 @@ def test_symmetric_field_is_equivariant_counts_once_and_keeps_the_field_without_
     torch.testing.assert_close(odd(-z), -odd(z), rtol=0, atol=0)
     with pytest.raises(ValueError, match="at least the identity"):
         SymmetricField(MLPField(3, 4, 1), ())
+
+
+def test_conservative_field_is_the_flux_difference_conserves_the_mean_and_counts_once() -> None:
+    """Flux form: ``f_i = F_i - F_{i-1}`` with ``F`` the wrapped field, so the output sums to
+    zero over the grid (a forward Euler step keeps the mean to rounding) for any input,
+    while the field itself does not; wrapped in the symmetric average it stays both."""
+    from odebench.symmetries import symmetry_group
+
+    torch.manual_seed(0)
+    inner = PeriodicConvField(1, 8, 2)
+    with torch.no_grad():
+        inner.net[-1].weight.mul_(10.0)
+        inner.net[-1].bias.fill_(0.3)  # a field with a mean of its own, which the flux form must remove
+    field = ConservativeField(inner)
+    z = torch.randn(6, 1, 64)
+    flux = inner(z)
+    torch.testing.assert_close(field(z), flux - torch.roll(flux, 1, dims=-1), rtol=0, atol=0)
+    assert flux.sum(dim=-1).abs().max() > 1.0
+    assert field(z).sum(dim=-1).abs().max() < 1e-5
+    assert field.nfe == 2 and inner.nfe == 1  # the wrapper's two calls, and the direct one
+    group = symmetry_group(("translation", "odd-reflection"))
+    symmetric = SymmetricField(field, group)
+    out = symmetric(z)
+    assert out.sum(dim=-1).abs().max() < 1e-5
+    for g in group:
+        torch.testing.assert_close(symmetric(g(z)), g(out), rtol=1e-5, atol=1e-6)
+    model = CountedModel()
+    model.f = symmetric
+    assert model.nfe == symmetric.nfe == 1 + len(group)  # counted once, not again through the fields inside
 
 
 def test_a_field_counts_each_evaluation() -> None:

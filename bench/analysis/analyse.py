@@ -562,6 +562,7 @@ def analyse_record(record_file: str | os.PathLike[str], config: AnalysisConfig |
     out["truth"] = {"lyapunov_exponent": lam, "lyapunov_time": task.lyapunov_time, "time_unit": "Lyapunov times" if lam else "time units"}
     torch.manual_seed(int(rec["seed"]))
     model = registry.build_model(rec["model"]["name"], task, rec["model"].get("args") or {})
+    _check_same_architecture(path, rec, model)
     state = torch.load(path.with_name(str(rec["weights"])), map_location="cpu", weights_only=True)
     try:
         model.load_state_dict(state)
@@ -592,6 +593,26 @@ def analyse_record(record_file: str | os.PathLike[str], config: AnalysisConfig |
     out["status"] = "ok"
     out["seconds"] = time.perf_counter() - started
     return out
+
+
+def _check_same_architecture(path: Path, rec: Mapping[str, Any], model: Any) -> None:
+    """Refuse a record whose hyperparameters the installed code no longer resolves the same way.
+
+    Weights can load into a changed architecture without error (a wrapper with no parameters
+    of its own, such as the flux form, keeps every shape), so the resolved hyperparameters
+    are compared: every one the record lists must be equal, and one it does not list (added
+    since) must be off (false or none), as it was before it existed.
+    """
+    built = json.loads(json.dumps(getattr(model, "hparams", None) or {}, default=str))
+    recorded = rec["model"].get("hparams") or {}
+    changed = sorted(k for k, value in built.items() if (recorded[k] != value if k in recorded else value not in (False, None)))
+    if changed:
+        shown = ", ".join(f"{k}: record {repr(recorded[k]) if k in recorded else 'absent'}, now {built[k]!r}" for k in changed)
+        raise AnalysisError(
+            f"{path.name}: the {rec['model']['name']!r} model this odebench builds from the record's arguments "
+            f"{rec['model'].get('args') or {}} differs from the one that was trained ({shown}; made by version "
+            f"{rec['model'].get('version')}); rerun the job, or analyse it with the odebench that made it"
+        )
 
 
 def analyse_to_file(record_file: str | os.PathLike[str], config_overrides: Mapping[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
