@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -212,18 +213,27 @@ def test_records_without_weights_are_passed_over_with_a_note(analysed: Path, tmp
     assert not list(tmp_path.glob("*.analysis.json"))
 
 
-def test_weights_that_no_longer_fit_the_architecture_fail_with_the_fix(analysed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _heat_resnet_record(analysed: Path) -> dict[str, Any]:
+    return json.loads(next(analysed.glob("heat-forecast__resnet__*seed0.json")).read_text())
+
+
+def _analyse_with_args(rec: dict[str, Any], args: dict[str, Any], analysed: Path, results: Path) -> dict[str, Any]:
+    """``rec`` (and its weights) saved under ``results`` with the arguments ``args``, analysed
+    there; the analysis record of that run."""
+    rec["model"]["args"] = args
+    moved = results / record_filename(rec["task"]["name"], "resnet", int(rec["seed"]), rec["profile"], args)
+    moved.write_text(json.dumps(rec))
+    (results / rec["weights"]).write_bytes((analysed / rec["weights"]).read_bytes())
+    assert main(["analyze", "--results", str(results), *SETTINGS]) == 1
+    return read_analysis(analysis_path(moved))
+
+
+def test_weights_that_no_longer_fit_the_architecture_fail_with_the_fix(analysed: Path, tmp_path: Path) -> None:
     """A record whose arguments now build another architecture (here: its weights are of a
     symmetric field, its arguments ask for a plain one) is a failed analysis that says to rerun."""
-    record = next(analysed.glob("heat-forecast__resnet__*seed0.json"))
-    rec = json.loads(record.read_text())
-    rec["model"]["args"] = {"symmetric": False}
+    rec = _heat_resnet_record(analysed)
     rec["model"]["hparams"]["symmetric"] = False  # as a record of such a run would say, so only the weights disagree
-    moved = tmp_path / record_filename(rec["task"]["name"], "resnet", int(rec["seed"]), rec["profile"], rec["model"]["args"])
-    moved.write_text(json.dumps(rec))
-    (tmp_path / rec["weights"]).write_bytes((analysed / rec["weights"]).read_bytes())
-    assert main(["analyze", "--results", str(tmp_path), *SETTINGS]) == 1
-    failed = read_analysis(analysis_path(moved))
+    failed = _analyse_with_args(rec, {"symmetric": False}, analysed, tmp_path)
     assert failed["status"] == "failed" and "do not fit the 'resnet' model" in failed["error"] and "rerun the job" in failed["error"]
 
 
@@ -231,22 +241,12 @@ def test_a_record_whose_arguments_now_build_another_architecture_fails_with_the_
     """Weights can load into a changed architecture without error (here the activation: every
     shape is the same), so the hyperparameters the installed code resolves from the record's
     arguments are compared with those the record was trained with."""
-    record = next(analysed.glob("heat-forecast__resnet__*seed0.json"))
-    rec = json.loads(record.read_text())
+    rec = _heat_resnet_record(analysed)
     assert rec["model"]["hparams"]["activation"] == "silu"
-    rec["model"]["args"] = {"activation": "tanh"}
-    moved = tmp_path / record_filename(rec["task"]["name"], "resnet", int(rec["seed"]), rec["profile"], rec["model"]["args"])
-    moved.write_text(json.dumps(rec))
-    (tmp_path / rec["weights"]).write_bytes((analysed / rec["weights"]).read_bytes())
-    assert main(["analyze", "--results", str(tmp_path), *SETTINGS]) == 1
-    failed = read_analysis(analysis_path(moved))
+    failed = _analyse_with_args(rec, {"activation": "tanh"}, analysed, tmp_path)
     assert failed["status"] == "failed" and "activation: record 'silu', now 'tanh'" in failed["error"] and "rerun the job" in failed["error"]
     del rec["model"]["hparams"]["conservative"]  # a record made before the hyperparameter existed: it was off
-    rec["model"]["args"] = {"conservative": True}
-    moved = tmp_path / record_filename(rec["task"]["name"], "resnet", int(rec["seed"]), rec["profile"], rec["model"]["args"])
-    moved.write_text(json.dumps(rec))
-    assert main(["analyze", "--results", str(tmp_path), *SETTINGS]) == 1
-    failed = read_analysis(analysis_path(moved))
+    failed = _analyse_with_args(rec, {"conservative": True}, analysed, tmp_path)
     assert "conservative: record absent, now True" in failed["error"]
 
 
