@@ -281,11 +281,30 @@ class SweepSummary:
         return [r for r in self.done if r["status"] != "ok"]
 
 
-def _has_ok_record(job: Job) -> bool:
+def _ok_record(job: Job) -> dict[str, Any] | None:
+    """The job's record if it exists and is ``ok``, else ``None``."""
     try:
-        return read_record(job.record_path)["status"] == "ok"
+        rec = read_record(job.record_path)
     except (RecordError, FileNotFoundError):
-        return False
+        return None
+    return rec if rec["status"] == "ok" else None
+
+
+def _skip_reason(rec: dict[str, Any], job: Job) -> str:
+    """Why an ok record is kept rather than rerun, saying so when it was made under another
+    protocol version than the installed one: resuming keeps it (nothing written is lost),
+    but the leaderboard will not rank it with the runs made now."""
+    made = str((rec.get("protocol") or {}).get("version"))
+    try:
+        current = str(protocol_for(load_task(job.task), job.profile).version)
+    except Exception:  # noqa: BLE001 - the task is reported by the jobs that run it
+        current = made
+    if made != current:
+        return (
+            f"skip {{label}}: an ok record made under protocol v{made} exists, but this odebench trains under v{current}; "
+            "it is kept and ranked apart (use --force to rerun it, or another --results directory)"
+        )
+    return "skip {label}: an ok record exists (use --force to rerun)"
 
 
 class _JobLock:
@@ -407,8 +426,9 @@ def run_sweep(
             return
         try:
             # Checked under the lock, so a job another sweep just finished is not run again.
-            if not force and _has_ok_record(job):
-                not_run(job, summary.skipped, "skip {label}: an ok record exists (use --force to rerun)")
+            existing = None if force else _ok_record(job)
+            if existing is not None:
+                not_run(job, summary.skipped, _skip_reason(existing, job))
                 return
             emit(f"start {job.label}: budget {budgets[job.run_id]} steps")
 

@@ -75,6 +75,25 @@ def test_ok_record_has_measurements_and_loadable_weights(fake_models, tmp_path: 
     assert log.rstrip().endswith(f"{TASK} fake-ok seed=0: ok")
 
 
+def test_resume_keeps_a_record_of_another_protocol_version_and_says_so(fake_models, tmp_path: Path) -> None:
+    """Resuming never overwrites a finished run, but a record made under an older protocol
+    is named as such, with the way to rerun it."""
+    sweep(tmp_path, ["fake-ok"])
+    path = Job(TASK, "fake-ok", 0, "quick", str(tmp_path)).record_path
+    rec = json.loads(path.read_text())
+    current = rec["protocol"]["version"]
+    rec["protocol"]["version"] = "1"
+    path.write_text(json.dumps(rec))
+    before = path.read_bytes()
+    again, lines = sweep(tmp_path, ["fake-ok"])
+    assert [j.model for j in again.skipped] == ["fake-ok"] and path.read_bytes() == before
+    assert f"made under protocol v1 exists, but this odebench trains under v{current}" in lines[0] and "--force" in lines[0]
+    rec["protocol"]["version"] = current
+    path.write_text(json.dumps(rec))
+    _, lines = sweep(tmp_path, ["fake-ok"])
+    assert "an ok record exists (use --force to rerun)" in lines[0]
+
+
 def test_peak_cpu_memory_sees_a_large_buffer(fake_models, tmp_path: Path) -> None:
     small, _ = sweep(tmp_path / "a", ["fake-hungry"])
     big, _ = sweep(tmp_path / "b", ["fake-hungry"], hparams={"megabytes": 600})
