@@ -92,6 +92,11 @@ class CountedField(nn.Module):
         """One evaluation, not counted; ``self.net(z)`` unless a subclass says otherwise."""
         return self.net(z)
 
+    def _evaluate_net(self, z: torch.Tensor) -> torch.Tensor:
+        """``self.net(z)`` without counting it again when ``net`` is itself a counted field:
+        a wrapper (symmetric average, flux form) is one evaluation, counted once by itself."""
+        return self.net.evaluate(z) if isinstance(self.net, CountedField) else self.net(z)
+
 
 class CountedModel(nn.Module):
     """A model whose ``nfe`` is the total of the :class:`CountedField` modules inside it.
@@ -179,10 +184,9 @@ class SymmetricField(CountedField):
         self.group = tuple(group)
 
     def evaluate(self, z: torch.Tensor) -> torch.Tensor:
-        inner = self.net.evaluate if isinstance(self.net, CountedField) else self.net
         if len(self.group) == 1:
-            return inner(z)
-        images = inner(torch.cat([g(z) for g in self.group]))
+            return self._evaluate_net(z)
+        images = self._evaluate_net(torch.cat([g(z) for g in self.group]))
         return torch.stack([g(y) for g, y in zip(self.group, images.chunk(len(self.group)))]).mean(dim=0)
 
 
@@ -201,7 +205,7 @@ class ConservativeField(CountedField):
         super().__init__(field)
 
     def evaluate(self, z: torch.Tensor) -> torch.Tensor:
-        flux = (self.net.evaluate if isinstance(self.net, CountedField) else self.net)(z)
+        flux = self._evaluate_net(z)
         return flux - torch.roll(flux, 1, dims=-1)
 
 
